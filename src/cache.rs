@@ -1,0 +1,160 @@
+//! The stub cache: (ABI, signature shape) -> compiled stubs, shared by every
+//! cif of that shape.
+//!
+//! A lookup hashes the signature from the structural hashes its types carry
+//! (a few multiply-xors, no allocation), takes a read lock and compares the
+//! candidates. Only a miss classifies and emits; the write lock is taken
+//! after the (slow) compilation, so misses on different shapes do not
+//! serialise behind each other's code generation.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, LazyLock, RwLock};
+
+use crate::abi::Abi;
+use crate::classify;
+use crate::emit::{self, EntryForm};
+use crate::error::Result;
+use crate::memory;
+use crate::plan::CallPlan;
+use crate::types::Type;
+
+/// `void stub(void *fn, void *rvalue, void **avalue)`.
+pub type RawEntry =
+    unsafe extern "C" fn(*const libc::c_void, *mut libc::c_void, *const *const libc::c_void);
+/// `void stub(void *fn, void *rvalue, const void *packed_args)`.
+pub type PackedEntry =
+    unsafe extern "C" fn(*const libc::c_void, *mut libc::c_void, *const libc::c_void);
+
+/// The compiled form of one signature shape.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The signature's ABI.
+    pub abi: Abi,
+    /// Return type.
+    pub ret: Type,
+    /// Argument types.
+    pub args: Vec<Type>,
+    /// Fixed-argument count of a variadic signature.
+    pub fixed_args: Option<usize>,
+    /// The plan both stubs were compiled from.
+    pub plan: CallPlan,
+    /// The libffi-form stub.
+    pub raw_entry: RawEntry,
+    /// The packed-form stub.
+    pub packed_entry: PackedEntry,
+    /// Bytes of machine code in the two stubs.
+    pub code_bytes: usize,
+}
+
+impl Compiled {
+    fn matches(&self, abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>) -> bool {
+        self.abi == abi
+            && self.fixed_args == fixed_args
+            && self.ret == *ret
+            && self.args.as_slice() == args
+    }
+
+    fn build(abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>) -> Result<Compiled> {
+        let plan = classify::classify(abi, ret, args, fixed_args)?;
+        let raw_code = emit::compile_call(&plan, EntryForm::Libffi)?;
+        let packed_code = emit::compile_call(&plan, EntryForm::Packed)?;
+        let raw = memory::publish(&raw_code)?;
+        let packed = memory::publish(&packed_code)?;
+        // SAFETY: both stubs were generated for exactly these entry
+        // signatures (see `EntryForm`) and now sit in executable memory that
+        // is never unmapped.
+        let (raw_entry, packed_entry) = unsafe {
+            (
+                std::mem::transmute::<*const u8, RawEntry>(raw),
+                std::mem::transmute::<*const u8, PackedEntry>(packed),
+            )
+        };
+        Ok(Compiled {
+            abi,
+            ret: ret.clone(),
+            args: args.to_vec(),
+            fixed_args,
+            plan,
+            raw_entry,
+            packed_entry,
+            code_bytes: raw_code.len() + packed_code.len(),
+        })
+    }
+}
+
+/// The signature hashes are already well mixed; hash them no further.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type Buckets = HashMap<u64, Vec<Arc<Compiled>>, BuildHasherDefault<PassThrough>>;
+
+static CACHE: LazyLock<RwLock<Buckets>> = LazyLock::new(|| RwLock::new(Buckets::default()));
+
+fn signature_hash(abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>) -> u64 {
+    let mut h = 0x9e37_79b9_7f4a_7c15u64 ^ (abi as u64);
+    let mut mix = |v: u64| h = (h ^ v).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(29);
+    mix(fixed_args.map_or(u64::MAX, |n| n as u64));
+    mix(ret.shape_hash());
+    mix(args.len() as u64);
+    for a in args {
+        mix(a.shape_hash());
+    }
+    h
+}
+
+/// Returns the compiled stubs for a signature, compiling them on first use.
+pub fn lookup(
+    abi: Abi,
+    ret: &Type,
+    args: &[Type],
+    fixed_args: Option<usize>,
+) -> Result<Arc<Compiled>> {
+    let key = signature_hash(abi, ret, args, fixed_args);
+    {
+        let map = CACHE.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = map
+            .get(&key)
+            .and_then(|b| b.iter().find(|c| c.matches(abi, ret, args, fixed_args)))
+        {
+            return Ok(Arc::clone(hit));
+        }
+    }
+    let fresh = Arc::new(Compiled::build(abi, ret, args, fixed_args)?);
+    let mut map = CACHE.write().unwrap_or_else(|e| e.into_inner());
+    let bucket = map.entry(key).or_default();
+    // Another thread may have compiled the same shape meanwhile: keep the
+    // first so every cif of a shape shares one code address.
+    if let Some(existing) = bucket
+        .iter()
+        .find(|c| c.matches(abi, ret, args, fixed_args))
+    {
+        return Ok(Arc::clone(existing));
+    }
+    bucket.push(Arc::clone(&fresh));
+    Ok(fresh)
+}
+
+/// Number of distinct signature shapes compiled so far.
+pub fn len() -> usize {
+    CACHE
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .map(Vec::len)
+        .sum()
+}

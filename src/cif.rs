@@ -1,0 +1,364 @@
+//! Prepared call interfaces: the public face of outgoing calls.
+
+use std::ffi::c_void;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+
+use crate::abi::Abi;
+use crate::cache::{self, Compiled};
+use crate::error::{Error, Result};
+use crate::plan::CallPlan;
+use crate::types::Type;
+
+pub use crate::cache::{PackedEntry, RawEntry};
+
+/// Most arguments a signature may have.
+pub const MAX_ARGS: usize = 1024;
+
+/// A prepared call interface: a signature compiled to native call stubs.
+///
+/// Creating a `Cif` for a shape seen before is a cache hit (no
+/// classification, no code generation). Cloning is a reference-count
+/// increment. `Cif` is `Send + Sync`: the stubs are immutable code.
+///
+/// ```
+/// use jitffi::{Cif, Type};
+/// let a = Cif::new(Type::f64(), &[Type::f64(), Type::f64()]).unwrap();
+/// let b = Cif::new(Type::f64(), &[Type::f64(), Type::f64()]).unwrap();
+/// assert_eq!(a.raw_entry() as usize, b.raw_entry() as usize); // one shared stub
+/// ```
+#[derive(Clone, Debug)]
+pub struct Cif {
+    compiled: Arc<Compiled>,
+}
+
+impl Cif {
+    /// A cif for a fixed-argument signature with the host's default ABI.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// let cif = Cif::new(Type::void(), &[]).unwrap();
+    /// assert_eq!(cif.args().len(), 0);
+    /// ```
+    pub fn new(ret: Type, args: &[Type]) -> Result<Cif> {
+        Self::with_abi(Abi::host(), ret, args, None)
+    }
+
+    /// A cif for a variadic call with the host's default ABI: `fixed` are
+    /// the declared parameters, `variadic` the types of this call's extra
+    /// arguments (after C's default promotions: no `float`, nothing
+    /// narrower than `int`).
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// // int printf(const char *, ...) called with (const char *, double, int)
+    /// let cif = Cif::new_variadic(Type::i32(), &[Type::pointer()], &[Type::f64(), Type::i32()]).unwrap();
+    /// assert_eq!(cif.fixed_args(), Some(1));
+    /// assert!(Cif::new_variadic(Type::i32(), &[Type::pointer()], &[Type::f32()]).is_err());
+    /// ```
+    pub fn new_variadic(ret: Type, fixed: &[Type], variadic: &[Type]) -> Result<Cif> {
+        let all: Vec<Type> = fixed.iter().chain(variadic).cloned().collect();
+        Self::with_abi(Abi::host(), ret, &all, Some(fixed.len()))
+    }
+
+    /// A cif with an explicit ABI. `fixed_args` is `Some(n)` for a variadic
+    /// signature whose first `n` arguments are the declared ones.
+    ///
+    /// ```
+    /// use jitffi::{Abi, Cif, Type};
+    /// let cif = Cif::with_abi(Abi::SysV64, Type::i64(), &[Type::i64()], None).unwrap();
+    /// assert_eq!(cif.abi(), Abi::SysV64);
+    /// ```
+    pub fn with_abi(abi: Abi, ret: Type, args: &[Type], fixed_args: Option<usize>) -> Result<Cif> {
+        let compiled = cache::lookup(abi, &ret, args, fixed_args)?;
+        Ok(Cif { compiled })
+    }
+
+    /// The calling convention.
+    pub fn abi(&self) -> Abi {
+        self.compiled.abi
+    }
+
+    /// The return type.
+    pub fn ret(&self) -> &Type {
+        &self.compiled.ret
+    }
+
+    /// The argument types.
+    pub fn args(&self) -> &[Type] {
+        &self.compiled.args
+    }
+
+    /// For a variadic cif, the number of fixed arguments.
+    pub fn fixed_args(&self) -> Option<usize> {
+        self.compiled.fixed_args
+    }
+
+    /// The plan the stubs were compiled from (printable with `{}`).
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// let cif = Cif::new(Type::i32(), &[Type::i32()]).unwrap();
+    /// assert!(cif.plan().to_string().contains("rdi"));
+    /// ```
+    pub fn plan(&self) -> &CallPlan {
+        &self.compiled.plan
+    }
+
+    /// Byte offset of each argument in the packed form's buffer.
+    pub fn packed_offsets(&self) -> &[u32] {
+        &self.compiled.plan.packed_offsets
+    }
+
+    /// Size in bytes of the packed form's argument buffer (a multiple of 8;
+    /// align the buffer to 16).
+    pub fn packed_size(&self) -> usize {
+        self.compiled.plan.packed_size as usize
+    }
+
+    /// The libffi-form stub, for callers that want to skip even this
+    /// method's indirection.
+    pub fn raw_entry(&self) -> RawEntry {
+        self.compiled.raw_entry
+    }
+
+    /// The packed-form stub.
+    pub fn packed_entry(&self) -> PackedEntry {
+        self.compiled.packed_entry
+    }
+
+    /// Bytes the return buffer must have: the return type's size, at least
+    /// 8 (narrow integers are widened to 8 bytes, as `ffi_arg`).
+    pub fn ret_buffer_size(&self) -> usize {
+        let r = &self.compiled.ret;
+        if r.is_void() {
+            0
+        } else {
+            r.size().max(8)
+        }
+    }
+
+    /// Calls `f` with libffi's `ffi_call` contract.
+    ///
+    /// `avalue[i]` points at argument `i`; it is only read. The return value
+    /// is stored at `rvalue` (integers narrower than 64 bits widened to 8
+    /// bytes); `rvalue` may be null to discard it.
+    ///
+    /// # Safety
+    /// `f` must be a function with exactly this cif's signature and ABI;
+    /// `avalue` must hold `args().len()` valid pointers to values of the
+    /// argument types; `rvalue` must be null or valid for
+    /// [`Cif::ret_buffer_size`] bytes, aligned for the return type.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// extern "C" fn scale(x: f64, k: i32) -> f64 { x * k as f64 }
+    /// let cif = Cif::new(Type::f64(), &[Type::f64(), Type::i32()]).unwrap();
+    /// let (x, k) = (1.5f64, 4i32);
+    /// let avalue = [&x as *const f64 as *const _, &k as *const i32 as *const _];
+    /// let mut r = 0f64;
+    /// unsafe { cif.call_raw(scale as *const _, &mut r as *mut f64 as *mut _, avalue.as_ptr()) };
+    /// assert_eq!(r, 6.0);
+    /// ```
+    #[inline]
+    pub unsafe fn call_raw(
+        &self,
+        f: *const c_void,
+        rvalue: *mut c_void,
+        avalue: *const *const c_void,
+    ) {
+        // SAFETY: forwarded to the caller's contract; the stub implements
+        // exactly this signature.
+        unsafe { (self.compiled.raw_entry)(f, rvalue, avalue) }
+    }
+
+    /// Calls `f` with arguments packed in one buffer: argument `i` at byte
+    /// [`Cif::packed_offsets`]`[i]` of `args`. This skips the pointer per
+    /// argument of the libffi form, for VMs that marshal into a buffer.
+    ///
+    /// # Safety
+    /// As [`Cif::call_raw`], with `args` valid for [`Cif::packed_size`]
+    /// bytes, aligned to 16, holding values of the argument types at the
+    /// packed offsets.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// extern "C" fn sub(a: i64, b: i64) -> i64 { a - b }
+    /// let cif = Cif::new(Type::i64(), &[Type::i64(), Type::i64()]).unwrap();
+    /// assert_eq!(cif.packed_offsets(), &[0, 8]);
+    /// #[repr(C, align(16))] struct Buf([i64; 2]);
+    /// let buf = Buf([50, 8]);
+    /// let mut r = 0i64;
+    /// unsafe { cif.call_packed(sub as *const _, &mut r as *mut i64 as *mut _, &buf as *const Buf as *const _) };
+    /// assert_eq!(r, 42);
+    /// ```
+    #[inline]
+    pub unsafe fn call_packed(&self, f: *const c_void, rvalue: *mut c_void, args: *const c_void) {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { (self.compiled.packed_entry)(f, rvalue, args) }
+    }
+
+    /// Typed convenience call: checks the argument count, every argument
+    /// built with [`Arg::new`], and the return type against the cif, then
+    /// calls `f`.
+    ///
+    /// # Safety
+    /// `f` must be a function with exactly this cif's signature and ABI;
+    /// arguments made with [`Arg::raw`] must point at values of the
+    /// corresponding types.
+    ///
+    /// ```
+    /// use jitffi::{Arg, Cif, Type};
+    /// let cif = Cif::new(Type::f64(), &[Type::f64()]).unwrap();
+    /// extern "C" { fn sqrt(x: f64) -> f64; }
+    /// let r: f64 = unsafe { cif.call(sqrt as *const _, &[Arg::new(&2.25f64)]) }.unwrap();
+    /// assert_eq!(r, 1.5);
+    /// let wrong = unsafe { cif.call::<i32>(sqrt as *const _, &[Arg::new(&2.25f64)]) };
+    /// assert!(wrong.is_err());
+    /// ```
+    pub unsafe fn call<R: CType>(&self, f: *const c_void, args: &[Arg<'_>]) -> Result<R> {
+        let params = self.args();
+        if args.len() != params.len() {
+            return Err(Error::SignatureMismatch {
+                reason: format!(
+                    "{} arguments given, the cif has {}",
+                    args.len(),
+                    params.len()
+                ),
+            });
+        }
+        for (i, (a, t)) in args.iter().zip(params).enumerate() {
+            if let Some(given) = &a.ty {
+                if given != t {
+                    return Err(Error::SignatureMismatch {
+                        reason: format!("argument {i} is {given}, the cif expects {t}"),
+                    });
+                }
+            }
+        }
+        let want = R::ffi_type();
+        if want != *self.ret() {
+            return Err(Error::SignatureMismatch {
+                reason: format!(
+                    "return type {want} requested, the cif returns {}",
+                    self.ret()
+                ),
+            });
+        }
+        let mut avalue = [std::ptr::null::<c_void>(); 16];
+        let heap;
+        let ptrs: &[*const c_void] = if args.len() <= avalue.len() {
+            for (slot, a) in avalue.iter_mut().zip(args) {
+                *slot = a.ptr;
+            }
+            &avalue[..args.len()]
+        } else {
+            heap = args.iter().map(|a| a.ptr).collect::<Vec<_>>();
+            &heap
+        };
+        // Room for any CType (at most 16 bytes), aligned for all of them.
+        let mut ret = MaybeUninit::<[u128; 1]>::zeroed();
+        // SAFETY: the types were checked above; `ptrs` holds one valid
+        // pointer per argument; `ret` is 16 bytes, 16-aligned, enough for any
+        // `CType` and for the 8-byte widening of narrow integers.
+        unsafe {
+            self.call_raw(f, ret.as_mut_ptr().cast(), ptrs.as_ptr());
+            Ok(ret.as_ptr().cast::<R>().read())
+        }
+    }
+}
+
+/// An argument for [`Cif::call`]: a pointer to the value, and its type when
+/// known, so the call can check it.
+#[derive(Clone, Debug)]
+pub struct Arg<'a> {
+    ptr: *const c_void,
+    ty: Option<Type>,
+    _borrow: PhantomData<&'a ()>,
+}
+
+impl<'a> Arg<'a> {
+    /// An argument whose type is checked against the cif.
+    pub fn new<T: CType>(value: &'a T) -> Arg<'a> {
+        Arg {
+            ptr: (value as *const T).cast(),
+            ty: Some(T::ffi_type()),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// An unchecked argument (structs, unions, long double...).
+    ///
+    /// # Safety
+    /// `ptr` must point at a value of the cif's type for this argument, valid
+    /// for the call.
+    pub unsafe fn raw(ptr: *const c_void) -> Arg<'a> {
+        Arg {
+            ptr,
+            ty: None,
+            _borrow: PhantomData,
+        }
+    }
+}
+
+/// Rust types with a C counterpart, usable with [`Arg::new`] and as the
+/// return type of [`Cif::call`].
+///
+/// # Safety
+/// `ffi_type()` must describe `Self`'s layout and C calling behaviour
+/// exactly.
+pub unsafe trait CType: Copy {
+    /// The matching jitffi type.
+    fn ffi_type() -> Type;
+}
+
+macro_rules! ctype {
+    ($($t:ty => $ctor:ident),* $(,)?) => {
+        $(
+            // SAFETY: the Rust primitive has exactly the C type's layout.
+            unsafe impl CType for $t {
+                fn ffi_type() -> Type { Type::$ctor() }
+            }
+        )*
+    };
+}
+
+ctype! {
+    u8 => u8, i8 => i8, u16 => u16, i16 => i16, u32 => u32, i32 => i32,
+    u64 => u64, i64 => i64, u128 => u128, i128 => i128, f32 => f32, f64 => f64,
+    usize => u64, isize => i64,
+}
+
+// SAFETY: `()` is returned as void; nothing is read from the buffer.
+unsafe impl CType for () {
+    fn ffi_type() -> Type {
+        Type::void()
+    }
+}
+
+// SAFETY: thin pointers are pointer-sized integers in every C ABI here.
+unsafe impl<T> CType for *const T {
+    fn ffi_type() -> Type {
+        Type::pointer()
+    }
+}
+
+// SAFETY: as for `*const T`.
+unsafe impl<T> CType for *mut T {
+    fn ffi_type() -> Type {
+        Type::pointer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn cif_is_send_sync() {
+        assert_send_sync::<Cif>();
+    }
+}
