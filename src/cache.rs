@@ -149,6 +149,18 @@ pub fn lookup(
     Ok(fresh)
 }
 
+/// Classifies, emits and publishes a signature without consulting or
+/// filling the cache: the cold path of [`lookup`], exposed for benchmarks
+/// and tools. Every call publishes new code that is never freed.
+pub fn compile_uncached(
+    abi: Abi,
+    ret: &Type,
+    args: &[Type],
+    fixed_args: Option<usize>,
+) -> Result<Compiled> {
+    Compiled::build(abi, ret, args, fixed_args)
+}
+
 /// Number of distinct signature shapes compiled so far.
 pub fn len() -> usize {
     CACHE

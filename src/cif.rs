@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use crate::abi::Abi;
+use crate::abi::{Abi, Arch};
 use crate::cache::{self, Compiled};
 use crate::error::{Error, Result};
 use crate::plan::CallPlan;
@@ -71,6 +71,14 @@ impl Cif {
     /// assert_eq!(cif.abi(), Abi::SysV64);
     /// ```
     pub fn with_abi(abi: Abi, ret: Type, args: &[Type], fixed_args: Option<usize>) -> Result<Cif> {
+        // A cif is something to call: its code must run here. (Plans and
+        // code for other ISAs come from `classify`/`emit` directly.)
+        if Some(abi.arch()) != Arch::host() {
+            return Err(Error::UnsupportedAbi {
+                abi,
+                reason: "belongs to another instruction set than this host's",
+            });
+        }
         let compiled = cache::lookup(abi, &ret, args, fixed_args)?;
         Ok(Cif { compiled })
     }

@@ -205,7 +205,7 @@ impl CallPlan {
             return Err(format!("stack_bytes {} not 16-aligned", self.stack_bytes));
         }
         let check_piece = |what: &str, p: &Piece, value_size: usize| -> Result<(), String> {
-            if p.size == 0 || (p.offset + p.size) as usize > value_size.max(p.size as usize) {
+            if p.size == 0 || (p.offset as usize + p.size as usize) > value_size {
                 return Err(format!(
                     "{what}: piece [{}..{}) outside a {value_size}-byte value",
                     p.offset,
@@ -234,9 +234,7 @@ impl CallPlan {
                 if let Loc::Stack(_) = p.loc {
                     return Err("return piece on the stack".into());
                 }
-                if p.offset as usize >= self.ret.ty.size() {
-                    return Err(format!("return piece at {} outside the value", p.offset));
-                }
+                check_piece("return", p, self.ret.ty.size())?;
             }
         }
         if self.packed_offsets.len() != self.args.len() {

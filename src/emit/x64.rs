@@ -1,12 +1,2302 @@
-//! x86-64 emitter.
+//! x86-64 emitter: a [`CallPlan`] in, a position-independent call stub out.
+//!
+//! The stub is a SysV function `stub(fn, rvalue, args)` (see
+//! [`EntryForm`]). It knows no ABI: it moves every piece of every argument
+//! to the location the plan names, calls `fn`, and stores the plan's return
+//! pieces. The code is straight-line: the only branch is the null-`rvalue`
+//! test (and, for frames over a page, a fixed-count stack-probe loop).
+//!
+//! Order inside the stub: stack pieces and Indirect copies first (copies
+//! may use `rep movsb`, which clobbers `rdi`/`rsi`/`rcx`, and `xmm0`/`rax`),
+//! then Indirect and sret addresses, then register pieces, then `al`, then
+//! `call r12`.
+//!
+//! Frame, from high to low addresses:
+//!
+//! ```text
+//!   [rbp + 8]    return address
+//!   [rbp]        caller's rbp          <- rbp (frame-pointer chain)
+//!   [rbp - 8]    caller's rbx          (rbx = rvalue, or the sret temporary)
+//!   [rbp - 16]   caller's r12          (r12 = fn)
+//!   ...          temporaries: Indirect argument copies, sret buffer,
+//!                each 16-aligned
+//!   [rsp + off]  outgoing argument area (plan.stack_bytes, shadow space
+//!                included)             <- rsp, 16-aligned at the call
+//! ```
+//!
+//! `r10` holds the argument base (`avalue` or the packed buffer), `r11` the
+//! address of the libffi-form argument being moved, `rax` composes odd-sized
+//! aggregate tails. None of them, nor `rbx`/`r12`/`rsp`/`rbp`, may be a
+//! plan's argument register (a static chain in `r10` needs a new base
+//! register first).
+
+// dynasm's dynamic-register expansion calls `.into()` on our `u8`s.
+#![allow(clippy::useless_conversion)]
+
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::EntryForm;
 use crate::error::{Error, Result};
-use crate::plan::CallPlan;
+use crate::plan::{ArgPass, CallPlan, Ext, Loc, Piece, RetPass};
 
-/// Assembles an x86-64 call stub.
-pub fn compile_call(_plan: &CallPlan, _form: EntryForm) -> Result<Vec<u8>> {
-    Err(Error::Assembly {
-        reason: "emitter under construction".into(),
-    })
+/// `endbr64`: the first instruction of every stub, so indirect calls into
+/// it are legal under CET indirect-branch tracking.
+const ENDBR64: [u8; 4] = [0xF3, 0x0F, 0x1E, 0xFA];
+
+/// Largest frame accepted; keeps every displacement well inside `i32`.
+const MAX_FRAME: u64 = 1 << 30;
+
+/// Frames above this touch every page on the way down, so a huge frame hits
+/// the guard page instead of jumping over it.
+const PAGE: u64 = 4096;
+
+/// Copies longer than this use `rep movsb` instead of unrolled moves.
+const REP_MOVSB_MIN: u32 = 128;
+
+type Ops = VecAssembler<X64Relocation>;
+/// One unrolled move of a copy (1, 2, 4, 8 or 16 bytes).
+type Mover = fn(&mut Ops, Mem, Mem);
+
+const RAX: u8 = 0;
+const RBX: u8 = 3;
+const RSP: u8 = 4;
+const RBP: u8 = 5;
+const R10: u8 = 10;
+const R11: u8 = 11;
+const R12: u8 = 12;
+
+/// Registers the stub keeps for itself while arguments are loaded.
+const RESERVED_ARG: [u8; 7] = [RAX, RBX, RSP, RBP, R10, R11, R12];
+/// Registers a return piece cannot come back in (after the call `rbx` and
+/// `r12` still hold the stub's state and `r11` is the store scratch).
+const RESERVED_RET: [u8; 5] = [RBX, RSP, RBP, R11, R12];
+
+/// A base register a memory operand may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Base {
+    /// The argument base.
+    R10,
+    /// The current libffi-form argument.
+    R11,
+    /// The frame (outgoing area and temporaries).
+    Rsp,
+    /// The return buffer.
+    Rbx,
+}
+
+/// A memory operand `[base + disp]`.
+#[derive(Clone, Copy, Debug)]
+struct Mem {
+    base: Base,
+    disp: i32,
+}
+
+impl Mem {
+    fn new(base: Base, disp: u64) -> Result<Mem> {
+        Ok(Mem {
+            base,
+            disp: disp_i32(disp)?,
+        })
+    }
+
+    /// The operand `delta` bytes further on.
+    fn plus(self, delta: u32) -> Result<Mem> {
+        let d = i64::from(self.disp) + i64::from(delta);
+        Ok(Mem {
+            base: self.base,
+            disp: i32::try_from(d).map_err(|_| asm_err(format!("displacement {d} too large")))?,
+        })
+    }
+}
+
+fn disp_i32(v: u64) -> Result<i32> {
+    i32::try_from(v).map_err(|_| asm_err(format!("displacement {v} too large")))
+}
+
+fn asm_err(reason: impl Into<String>) -> Error {
+    Error::Assembly {
+        reason: reason.into(),
+    }
+}
+
+fn round16(v: u64) -> u64 {
+    v.div_ceil(16) * 16
+}
+
+/// Plain dynasm for x64 into `$ops`.
+macro_rules! asm {
+    ($ops:ident $($t:tt)*) => {
+        dynasm!($ops ; .arch x64 $($t)*)
+    };
+}
+
+/// One instruction with a [`Mem`] operand between the `pre` and `post`
+/// tokens. The base register is static in each arm so the encoding is the
+/// shortest one (no SIB byte except for rsp, disp8 or no displacement where
+/// it fits).
+macro_rules! mem {
+    ($ops:ident, $m:expr, [$($pre:tt)*], [$($post:tt)*]) => {{
+        let m: Mem = $m;
+        let d: i32 = m.disp;
+        match (m.base, i8::try_from(d)) {
+            (Base::R10, Ok(0)) => asm!($ops ; $($pre)* [r10] $($post)*),
+            (Base::R10, Ok(b)) => asm!($ops ; $($pre)* [BYTE r10 + b] $($post)*),
+            (Base::R10, Err(_)) => asm!($ops ; $($pre)* [r10 + d] $($post)*),
+            (Base::R11, Ok(0)) => asm!($ops ; $($pre)* [r11] $($post)*),
+            (Base::R11, Ok(b)) => asm!($ops ; $($pre)* [BYTE r11 + b] $($post)*),
+            (Base::R11, Err(_)) => asm!($ops ; $($pre)* [r11 + d] $($post)*),
+            (Base::Rsp, Ok(0)) => asm!($ops ; $($pre)* [rsp] $($post)*),
+            (Base::Rsp, Ok(b)) => asm!($ops ; $($pre)* [BYTE rsp + b] $($post)*),
+            (Base::Rsp, Err(_)) => asm!($ops ; $($pre)* [rsp + d] $($post)*),
+            (Base::Rbx, Ok(0)) => asm!($ops ; $($pre)* [rbx] $($post)*),
+            (Base::Rbx, Ok(b)) => asm!($ops ; $($pre)* [BYTE rbx + b] $($post)*),
+            (Base::Rbx, Err(_)) => asm!($ops ; $($pre)* [rbx + d] $($post)*),
+        }
+    }};
+}
+
+/// Frame offsets of the temporaries, computed before any code is emitted.
+struct Frame {
+    /// Bytes below the saved registers (a multiple of 16).
+    size: u64,
+    /// For each argument, the offset of its Indirect copy.
+    arg_temps: Vec<Option<u64>>,
+    /// The offset of the sret buffer used when `rvalue` is null.
+    sret_temp: Option<u64>,
+}
+
+impl Frame {
+    fn layout(plan: &CallPlan) -> Result<Frame> {
+        let mut cursor = u64::from(plan.stack_bytes);
+        let mut arg_temps = Vec::with_capacity(plan.args.len());
+        for a in &plan.args {
+            if let ArgPass::Indirect { .. } = a.pass {
+                cursor = round16(cursor);
+                arg_temps.push(Some(cursor));
+                cursor += a.ty.size() as u64;
+            } else {
+                arg_temps.push(None);
+            }
+        }
+        let sret_temp = if let RetPass::Indirect { .. } = plan.ret.pass {
+            cursor = round16(cursor);
+            let at = cursor;
+            cursor += plan.ret.ty.size() as u64;
+            Some(at)
+        } else {
+            None
+        };
+        let size = round16(cursor);
+        if size > MAX_FRAME {
+            return Err(asm_err(format!(
+                "stub frame of {size} bytes exceeds the limit of {MAX_FRAME}"
+            )));
+        }
+        Ok(Frame {
+            size,
+            arg_temps,
+            sret_temp,
+        })
+    }
+}
+
+struct Emitter<'a> {
+    ops: Ops,
+    plan: &'a CallPlan,
+    form: EntryForm,
+    /// The argument whose address `r11` holds (libffi form).
+    r11_arg: Option<usize>,
+}
+
+/// Assembles an x86-64 call stub for `plan` in entry form `form`.
+pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
+    if plan.static_chain.is_some() {
+        return Err(asm_err("static chain not supported yet"));
+    }
+    plan.check()
+        .map_err(|e| asm_err(format!("inconsistent plan: {e}")))?;
+    let frame = Frame::layout(plan)?;
+    let mut e = Emitter {
+        ops: VecAssembler::new(0),
+        plan,
+        form,
+        r11_arg: None,
+    };
+    e.prologue(&frame)?;
+    e.stack_phase(&frame)?;
+    e.pointer_phase(&frame)?;
+    e.register_phase()?;
+    e.call();
+    e.store_return()?;
+    e.epilogue(&frame);
+    e.ops
+        .finalize()
+        .map_err(|err| asm_err(format!("dynasm: {err}")))
+}
+
+impl Emitter<'_> {
+    fn prologue(&mut self, frame: &Frame) -> Result<()> {
+        let ops = &mut self.ops;
+        ops.extend(ENDBR64);
+        asm!(ops
+            ; push rbp
+            ; mov rbp, rsp
+            ; push rbx
+            ; push r12
+            ; mov r12, rdi
+        );
+        if !matches!(self.plan.ret.pass, RetPass::Void) {
+            asm!(ops ; mov rbx, rsi);
+        }
+        if !self.plan.args.is_empty() {
+            asm!(ops ; mov r10, rdx);
+        }
+        if frame.size > PAGE {
+            // Walk down a page at a time, touching each one, so a frame
+            // larger than the guard gap faults instead of skipping it.
+            let pages = disp_i32(frame.size / PAGE)?;
+            let rest = disp_i32(frame.size % PAGE)?;
+            asm!(ops
+                ; mov eax, pages
+                ; probe:
+                ; sub rsp, PAGE as i32
+                ; or BYTE [rsp], 0
+                ; dec eax
+                ; jnz BYTE <probe
+            );
+            if rest != 0 {
+                asm!(ops ; sub rsp, rest);
+            }
+        } else if let Ok(size) = i8::try_from(frame.size) {
+            if size > 0 {
+                asm!(ops ; sub rsp, BYTE size);
+            }
+        } else {
+            let size = disp_i32(frame.size)?;
+            asm!(ops ; sub rsp, size);
+        }
+        if let Some(temp) = frame.sret_temp {
+            // A null rvalue still needs somewhere for the callee to write.
+            let m = Mem::new(Base::Rsp, temp)?;
+            asm!(ops ; test rbx, rbx ; jnz BYTE >have_buffer);
+            mem!(ops, m, [lea rbx,], []);
+            asm!(ops ; have_buffer:);
+        }
+        Ok(())
+    }
+
+    /// Where byte `offset` of argument `i` lives, loading its address into
+    /// `r11` first in the libffi form.
+    fn source(&mut self, i: usize, offset: u32) -> Result<Mem> {
+        match self.form {
+            EntryForm::Libffi => {
+                if self.r11_arg != Some(i) {
+                    let slot = Mem::new(Base::R10, 8 * i as u64)?;
+                    let ops = &mut self.ops;
+                    mem!(ops, slot, [mov r11, QWORD], []);
+                    self.r11_arg = Some(i);
+                }
+                Mem::new(Base::R11, u64::from(offset))
+            }
+            EntryForm::Packed => {
+                let at = self
+                    .plan
+                    .packed_offsets
+                    .get(i)
+                    .ok_or_else(|| asm_err(format!("argument {i} has no packed offset")))?;
+                Mem::new(Base::R10, u64::from(*at) + u64::from(offset))
+            }
+        }
+    }
+
+    /// Stack pieces and Indirect copies: done first, because `rep movsb`
+    /// clobbers `rdi`, `rsi` and `rcx`.
+    fn stack_phase(&mut self, frame: &Frame) -> Result<()> {
+        let plan = self.plan;
+        for (i, a) in plan.args.iter().enumerate() {
+            let value_size = a.ty.size() as u64;
+            match &a.pass {
+                ArgPass::Direct(pieces) => {
+                    for p in pieces {
+                        check_arg_piece(i, p, value_size)?;
+                        if let Loc::Stack(off) = p.loc {
+                            let src = self.source(i, p.offset)?;
+                            self.stack_piece(i, p, src, off)?;
+                        }
+                    }
+                }
+                ArgPass::Indirect { .. } => {
+                    let temp = frame.arg_temps[i]
+                        .ok_or_else(|| asm_err(format!("argument {i}: no temporary")))?;
+                    let size = u32::try_from(value_size)
+                        .map_err(|_| asm_err(format!("argument {i}: too large")))?;
+                    let src = self.source(i, 0)?;
+                    let dst = Mem::new(Base::Rsp, temp)?;
+                    self.copy(src, dst, size)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stack_piece(&mut self, i: usize, p: &Piece, src: Mem, off: u32) -> Result<()> {
+        let dst = Mem::new(Base::Rsp, u64::from(off))?;
+        match (p.ext, p.size) {
+            (Ext::None, _) | (_, 8) => self.copy(src, dst, p.size),
+            (_, 1 | 2 | 4) => {
+                if u64::from(off) + 8 > u64::from(self.plan.stack_bytes) {
+                    return Err(asm_err(format!(
+                        "argument {i}: widened stack piece at stack+{off} overruns the argument area"
+                    )));
+                }
+                self.load_gpr(RAX, src, p.size, p.ext)?;
+                let ops = &mut self.ops;
+                mem!(ops, dst, [mov QWORD], [, rax]);
+                Ok(())
+            }
+            (_, n) => Err(asm_err(format!(
+                "argument {i}: cannot extend a {n}-byte stack piece"
+            ))),
+        }
+    }
+
+    /// Copies `n` bytes with the widest moves that stay inside both ends:
+    /// the tail is a move overlapping the previous one, never a read past
+    /// the value. Uses `rax`/`xmm0` (or `rsi`/`rdi`/`rcx`), so only before
+    /// any argument register is loaded.
+    fn copy(&mut self, src: Mem, dst: Mem, n: u32) -> Result<()> {
+        let ops = &mut self.ops;
+        if n > REP_MOVSB_MIN {
+            let count = disp_i32(u64::from(n))?;
+            mem!(ops, src, [lea rsi,], []);
+            mem!(ops, dst, [lea rdi,], []);
+            asm!(ops ; mov ecx, count ; rep movsb);
+            return Ok(());
+        }
+        let (width, step): (u32, Mover) = match n {
+            0 => return Ok(()),
+            1 => (1, move_1),
+            2..=3 => (2, move_2),
+            4..=7 => (4, move_4),
+            8..=15 => (8, move_8),
+            _ => (16, move_16),
+        };
+        let mut k = 0;
+        while k + width <= n {
+            step(ops, src.plus(k)?, dst.plus(k)?);
+            k += width;
+        }
+        if k < n {
+            step(ops, src.plus(n - width)?, dst.plus(n - width)?);
+        }
+        Ok(())
+    }
+
+    /// Indirect argument addresses and the sret pointer: after the copies
+    /// (which clobber `rdi`/`rsi`/`rcx`), before the register pieces.
+    fn pointer_phase(&mut self, frame: &Frame) -> Result<()> {
+        let plan = self.plan;
+        for (i, a) in plan.args.iter().enumerate() {
+            if let ArgPass::Indirect { pointer } = a.pass {
+                let temp = frame.arg_temps[i]
+                    .ok_or_else(|| asm_err(format!("argument {i}: no temporary")))?;
+                let m = Mem::new(Base::Rsp, temp)?;
+                let ops = &mut self.ops;
+                match pointer {
+                    Loc::Gpr(r) => {
+                        check_arg_gpr(i, r)?;
+                        mem!(ops, m, [lea Rq(r),], []);
+                    }
+                    Loc::Stack(off) => {
+                        let dst = self.stack_slot(i, off)?;
+                        let ops = &mut self.ops;
+                        mem!(ops, m, [lea rax,], []);
+                        mem!(ops, dst, [mov QWORD], [, rax]);
+                    }
+                    other => {
+                        return Err(asm_err(format!(
+                            "argument {i}: cannot pass an address in {other:?}"
+                        )))
+                    }
+                }
+            }
+        }
+        if let RetPass::Indirect { pointer, .. } = plan.ret.pass {
+            match pointer {
+                Loc::Gpr(r) => {
+                    check_arg_gpr(usize::MAX, r)?;
+                    let ops = &mut self.ops;
+                    asm!(ops ; mov Rq(r), rbx);
+                }
+                Loc::Stack(off) => {
+                    let dst = self.stack_slot(usize::MAX, off)?;
+                    let ops = &mut self.ops;
+                    mem!(ops, dst, [mov QWORD], [, rbx]);
+                }
+                other => {
+                    return Err(asm_err(format!(
+                        "cannot pass the return buffer's address in {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An 8-byte pointer slot of the outgoing area.
+    fn stack_slot(&self, i: usize, off: u32) -> Result<Mem> {
+        if u64::from(off) + 8 > u64::from(self.plan.stack_bytes) {
+            return Err(asm_err(format!(
+                "{}: pointer slot at stack+{off} outside the argument area",
+                who(i)
+            )));
+        }
+        Mem::new(Base::Rsp, u64::from(off))
+    }
+
+    fn register_phase(&mut self) -> Result<()> {
+        let plan = self.plan;
+        for (i, a) in plan.args.iter().enumerate() {
+            let ArgPass::Direct(pieces) = &a.pass else {
+                continue;
+            };
+            for p in pieces {
+                match p.loc {
+                    Loc::Stack(_) => {}
+                    Loc::Gpr(r) => {
+                        check_arg_gpr(i, r)?;
+                        let src = self.source(i, p.offset)?;
+                        self.load_gpr(r, src, p.size, p.ext)
+                            .map_err(|e| asm_err(format!("argument {i}: {e}")))?;
+                    }
+                    Loc::Vec(r) => {
+                        if r > 15 || p.ext != Ext::None {
+                            return Err(asm_err(format!(
+                                "argument {i}: cannot load {p:?} into a vector register"
+                            )));
+                        }
+                        let src = self.source(i, p.offset)?;
+                        let ops = &mut self.ops;
+                        match p.size {
+                            4 => mem!(ops, src, [movss Rx(r), DWORD], []),
+                            8 => mem!(ops, src, [movsd Rx(r), QWORD], []),
+                            n => {
+                                return Err(asm_err(format!(
+                                    "argument {i}: {n}-byte vector register piece"
+                                )))
+                            }
+                        }
+                    }
+                    Loc::X87(_) => {
+                        return Err(asm_err(format!(
+                            "argument {i}: x87 registers carry return values only"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `size` bytes at `src` into `r`, widening per `ext`; with
+    /// `Ext::None` the odd sizes are composed from two overlapping loads
+    /// (the shared bytes are equal, so `or` leaves them intact) through
+    /// `rax`, never touching a byte past the piece.
+    fn load_gpr(&mut self, r: u8, src: Mem, size: u32, ext: Ext) -> Result<()> {
+        let ops = &mut self.ops;
+        match (size, ext) {
+            (8, _) => mem!(ops, src, [mov Rq(r), QWORD], []),
+            (1, Ext::Sign) => mem!(ops, src, [movsx Rq(r), BYTE], []),
+            (2, Ext::Sign) => mem!(ops, src, [movsx Rq(r), WORD], []),
+            (4, Ext::Sign) => mem!(ops, src, [movsxd Rq(r), DWORD], []),
+            (1, _) => mem!(ops, src, [movzx Rd(r), BYTE], []),
+            (2, _) => mem!(ops, src, [movzx Rd(r), WORD], []),
+            (4, _) => mem!(ops, src, [mov Rd(r), DWORD], []),
+            (3 | 5..=7, Ext::None) if r != RAX => {
+                let tail = if size == 3 { 1 } else { size - 4 };
+                let hi = src.plus(tail)?;
+                if size == 3 {
+                    mem!(ops, src, [movzx Rd(r), WORD], []);
+                    mem!(ops, hi, [movzx eax, WORD], []);
+                    asm!(ops ; shl eax, 8 ; or Rd(r), eax);
+                } else {
+                    let shift = (8 * tail) as i8;
+                    mem!(ops, src, [mov Rd(r), DWORD], []);
+                    mem!(ops, hi, [mov eax, DWORD], []);
+                    asm!(ops ; shl rax, shift ; or Rq(r), rax);
+                }
+            }
+            _ => {
+                return Err(asm_err(format!(
+                    "cannot load a {size}-byte {ext:?} piece into register {r}"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn call(&mut self) {
+        let ops = &mut self.ops;
+        match self.plan.vector_count {
+            Some(0) => asm!(ops ; xor eax, eax),
+            Some(n) => asm!(ops ; mov eax, i32::from(n)),
+            None => {}
+        }
+        asm!(ops ; call r12);
+    }
+
+    fn store_return(&mut self) -> Result<()> {
+        let plan = self.plan;
+        let RetPass::Direct(pieces) = &plan.ret.pass else {
+            return Ok(());
+        };
+        if pieces.is_empty() {
+            return Ok(());
+        }
+        let ret_size = plan.ret.ty.size() as u64;
+        let mut x87: Vec<&Piece> = pieces
+            .iter()
+            .filter(|p| matches!(p.loc, Loc::X87(_)))
+            .collect();
+        x87.sort_by_key(|p| match p.loc {
+            Loc::X87(n) => n,
+            _ => 0,
+        });
+        for (k, p) in x87.iter().enumerate() {
+            if p.loc != Loc::X87(k as u8) {
+                return Err(asm_err(format!(
+                    "return: x87 pieces must be st0, st1, ... in order, found {:?}",
+                    p.loc
+                )));
+            }
+            if !(10..=16).contains(&p.size) || u64::from(p.offset) + 10 > ret_size {
+                return Err(asm_err(format!(
+                    "return: x87 piece {p:?} does not fit a {ret_size}-byte value"
+                )));
+            }
+        }
+
+        // Short jumps when the skipped stores surely fit in rel8 (a store
+        // is at most 21 bytes, see `store_gpr`).
+        let short = pieces.len() <= 4;
+        let ops = &mut self.ops;
+        asm!(ops ; test rbx, rbx);
+        if short {
+            asm!(ops ; jz BYTE >discard);
+        } else {
+            asm!(ops ; jz >discard);
+        }
+        for p in pieces {
+            let m = Mem::new(Base::Rbx, u64::from(p.offset))?;
+            match p.loc {
+                Loc::Gpr(r) => {
+                    if RESERVED_RET.contains(&r) || r > 15 {
+                        return Err(asm_err(format!(
+                            "return: register {r} is reserved by the stub"
+                        )));
+                    }
+                    let end = u64::from(p.offset)
+                        + if p.ext == Ext::None {
+                            u64::from(p.size)
+                        } else {
+                            8
+                        };
+                    if end > ret_size.max(8) || (p.ext == Ext::None && end > ret_size) {
+                        return Err(asm_err(format!(
+                            "return: piece {p:?} does not fit a {ret_size}-byte value"
+                        )));
+                    }
+                    self.store_gpr(r, m, p.size, p.ext)?;
+                }
+                Loc::Vec(r) => {
+                    if r > 15 || p.ext != Ext::None || u64::from(p.offset + p.size) > ret_size {
+                        return Err(asm_err(format!("return: cannot store {p:?}")));
+                    }
+                    let ops = &mut self.ops;
+                    match p.size {
+                        4 => mem!(ops, m, [movss DWORD], [, Rx(r)]),
+                        8 => mem!(ops, m, [movsd QWORD], [, Rx(r)]),
+                        n => {
+                            return Err(asm_err(format!("return: {n}-byte vector register piece")))
+                        }
+                    }
+                }
+                Loc::X87(_) => {}
+                Loc::Stack(_) => return Err(asm_err("return: piece on the stack")),
+            }
+        }
+        // Each fstp pops, so the values leave in register-stack order.
+        for p in &x87 {
+            let m = Mem::new(Base::Rbx, u64::from(p.offset))?;
+            let ops = &mut self.ops;
+            mem!(ops, m, [fstp TWORD], []);
+        }
+        let ops = &mut self.ops;
+        if x87.is_empty() {
+            asm!(ops ; discard:);
+        } else {
+            // Discarded x87 values must still leave the register stack.
+            if short {
+                asm!(ops ; jmp BYTE >done ; discard:);
+            } else {
+                asm!(ops ; jmp >done ; discard:);
+            }
+            for _ in &x87 {
+                asm!(ops ; fstp st0);
+            }
+            asm!(ops ; done:);
+        }
+        Ok(())
+    }
+
+    /// Stores `size` bytes of `r` at `m`: widened to 8 bytes with an
+    /// extension, else exactly `size` bytes (odd sizes as two overlapping
+    /// stores through `r11`).
+    fn store_gpr(&mut self, r: u8, m: Mem, size: u32, ext: Ext) -> Result<()> {
+        let ops = &mut self.ops;
+        match (size, ext) {
+            (8, _) => mem!(ops, m, [mov QWORD], [, Rq(r)]),
+            (1, Ext::Sign) => {
+                asm!(ops ; movsx r11, Rb(r));
+                mem!(ops, m, [mov QWORD], [, r11]);
+            }
+            (2, Ext::Sign) => {
+                asm!(ops ; movsx r11, Rw(r));
+                mem!(ops, m, [mov QWORD], [, r11]);
+            }
+            (4, Ext::Sign) => {
+                asm!(ops ; movsxd r11, Rd(r));
+                mem!(ops, m, [mov QWORD], [, r11]);
+            }
+            (1, Ext::Zero) => {
+                asm!(ops ; movzx r11d, Rb(r));
+                mem!(ops, m, [mov QWORD], [, r11]);
+            }
+            (2, Ext::Zero) => {
+                asm!(ops ; movzx r11d, Rw(r));
+                mem!(ops, m, [mov QWORD], [, r11]);
+            }
+            (4, Ext::Zero) => {
+                asm!(ops ; mov r11d, Rd(r));
+                mem!(ops, m, [mov QWORD], [, r11]);
+            }
+            (1, Ext::None) => mem!(ops, m, [mov BYTE], [, Rb(r)]),
+            (2, Ext::None) => mem!(ops, m, [mov WORD], [, Rw(r)]),
+            (4, Ext::None) => mem!(ops, m, [mov DWORD], [, Rd(r)]),
+            (3, Ext::None) => {
+                let hi = m.plus(1)?;
+                mem!(ops, m, [mov WORD], [, Rw(r)]);
+                asm!(ops ; mov r11, Rq(r) ; shr r11, 8);
+                mem!(ops, hi, [mov WORD], [, r11w]);
+            }
+            (5..=7, Ext::None) => {
+                let tail = size - 4;
+                let hi = m.plus(tail)?;
+                let shift = (8 * tail) as i8;
+                mem!(ops, m, [mov DWORD], [, Rd(r)]);
+                asm!(ops ; mov r11, Rq(r) ; shr r11, shift);
+                mem!(ops, hi, [mov DWORD], [, r11d]);
+            }
+            _ => {
+                return Err(asm_err(format!(
+                    "return: cannot store a {size}-byte {ext:?} piece"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn epilogue(&mut self, frame: &Frame) {
+        let ops = &mut self.ops;
+        if frame.size > 0 {
+            asm!(ops ; lea rsp, [rbp - 16]);
+        }
+        asm!(ops
+            ; pop r12
+            ; pop rbx
+            ; pop rbp
+            ; ret
+        );
+    }
+}
+
+fn who(i: usize) -> String {
+    if i == usize::MAX {
+        "the return buffer".into()
+    } else {
+        format!("argument {i}")
+    }
+}
+
+/// Argument pieces never read past the value (it may end at a page end).
+fn check_arg_piece(i: usize, p: &Piece, value_size: u64) -> Result<()> {
+    if p.size == 0 || u64::from(p.offset) + u64::from(p.size) > value_size {
+        return Err(asm_err(format!(
+            "argument {i}: piece [{}..{}) outside its {value_size}-byte value",
+            p.offset,
+            u64::from(p.offset) + u64::from(p.size)
+        )));
+    }
+    Ok(())
+}
+
+fn check_arg_gpr(i: usize, r: u8) -> Result<()> {
+    if r > 15 || RESERVED_ARG.contains(&r) {
+        return Err(asm_err(format!(
+            "{}: register {r} is reserved by the stub",
+            who(i)
+        )));
+    }
+    Ok(())
+}
+
+fn move_1(ops: &mut Ops, src: Mem, dst: Mem) {
+    mem!(ops, src, [movzx eax, BYTE], []);
+    mem!(ops, dst, [mov BYTE], [, al]);
+}
+
+fn move_2(ops: &mut Ops, src: Mem, dst: Mem) {
+    mem!(ops, src, [movzx eax, WORD], []);
+    mem!(ops, dst, [mov WORD], [, ax]);
+}
+
+fn move_4(ops: &mut Ops, src: Mem, dst: Mem) {
+    mem!(ops, src, [mov eax, DWORD], []);
+    mem!(ops, dst, [mov DWORD], [, eax]);
+}
+
+fn move_8(ops: &mut Ops, src: Mem, dst: Mem) {
+    mem!(ops, src, [mov rax, QWORD], []);
+    mem!(ops, dst, [mov QWORD], [, rax]);
+}
+
+fn move_16(ops: &mut Ops, src: Mem, dst: Mem) {
+    mem!(ops, src, [movups xmm0, OWORD], []);
+    mem!(ops, dst, [movups OWORD], [, xmm0]);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::ffi::c_void;
+
+    use super::*;
+    use crate::abi::{Abi, Arch};
+    use crate::plan::{packed_layout, ArgPlan, RetPlan};
+    use crate::types::Type;
+
+    const RDX: u8 = 2;
+    const RCX: u8 = 1;
+    const RSI: u8 = 6;
+    const RDI: u8 = 7;
+    const R8: u8 = 8;
+    const R9: u8 = 9;
+    const ARG_GPRS: [u8; 6] = [RDI, RSI, RDX, RCX, R8, R9];
+
+    type Stub = unsafe extern "C" fn(*const c_void, *mut c_void, *const c_void);
+
+    // ---- plan building -------------------------------------------------
+
+    fn piece(offset: u32, size: u32, loc: Loc, ext: Ext) -> Piece {
+        Piece {
+            offset,
+            size,
+            loc,
+            ext,
+        }
+    }
+
+    fn whole(ty: &Type, loc: Loc, ext: Ext) -> Piece {
+        piece(0, ty.size() as u32, loc, ext)
+    }
+
+    fn direct(ty: Type, pieces: Vec<Piece>) -> ArgPlan {
+        ArgPlan {
+            ty,
+            pass: ArgPass::Direct(pieces),
+            variadic: false,
+        }
+    }
+
+    /// A scalar or small aggregate travelling whole in one location.
+    fn one(ty: Type, loc: Loc, ext: Ext) -> ArgPlan {
+        let p = whole(&ty, loc, ext);
+        direct(ty, vec![p])
+    }
+
+    fn indirect(ty: Type, pointer: Loc) -> ArgPlan {
+        ArgPlan {
+            ty,
+            pass: ArgPass::Indirect { pointer },
+            variadic: false,
+        }
+    }
+
+    fn i64_regs() -> Vec<ArgPlan> {
+        ARG_GPRS
+            .iter()
+            .map(|&r| one(Type::i64(), Loc::Gpr(r), Ext::None))
+            .collect()
+    }
+
+    fn plan(ret_ty: Type, ret: RetPass, args: Vec<ArgPlan>, stack_bytes: u32) -> CallPlan {
+        let tys: Vec<Type> = args.iter().map(|a| a.ty.clone()).collect();
+        let (packed_offsets, packed_size) = packed_layout(&tys);
+        let p = CallPlan {
+            abi: Abi::SysV64,
+            arch: Arch::X86_64,
+            ret: RetPlan {
+                ty: ret_ty,
+                pass: ret,
+            },
+            args,
+            fixed_args: None,
+            stack_bytes,
+            shadow_space: 0,
+            vector_count: None,
+            static_chain: None,
+            packed_offsets,
+            packed_size,
+        };
+        p.check().expect("hand-written plan is consistent");
+        p
+    }
+
+    fn ret_in(ty: Type, loc: Loc, ext: Ext) -> (Type, RetPass) {
+        let p = whole(&ty, loc, ext);
+        (ty, RetPass::Direct(vec![p]))
+    }
+
+    fn ret_i64() -> (Type, RetPass) {
+        ret_in(Type::i64(), Loc::Gpr(RAX), Ext::None)
+    }
+
+    fn void() -> (Type, RetPass) {
+        (Type::void(), RetPass::Void)
+    }
+
+    fn mk(ret: (Type, RetPass), args: Vec<ArgPlan>, stack_bytes: u32) -> CallPlan {
+        plan(ret.0, ret.1, args, stack_bytes)
+    }
+
+    // ---- running stubs -------------------------------------------------
+
+    fn stub(plan: &CallPlan, form: EntryForm) -> Stub {
+        let code = compile_call(plan, form).expect("stub assembles");
+        let at = crate::memory::publish(&code).expect("stub published");
+        // SAFETY: the code was generated for exactly this entry signature.
+        unsafe { std::mem::transmute::<*const u8, Stub>(at) }
+    }
+
+    thread_local! {
+        static SEEN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Callees report what they received here.
+    fn record(values: &[u64]) {
+        SEEN.with(|s| s.borrow_mut().extend_from_slice(values));
+    }
+
+    fn take_seen() -> Vec<u64> {
+        SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    }
+
+    const SENTINEL: u8 = 0xAA;
+
+    #[repr(C, align(16))]
+    struct RetBuf([u8; 64]);
+
+    /// The arguments laid out for the packed form; padding is garbage so a
+    /// stub that reads past a value is caught.
+    fn pack(plan: &CallPlan, args: &[*const c_void]) -> Vec<u128> {
+        let mut buf = vec![u128::from_ne_bytes([SENTINEL; 16]); plan.packed_size as usize / 16 + 1];
+        let bytes = buf.as_mut_ptr().cast::<u8>();
+        for (i, a) in plan.args.iter().enumerate() {
+            // SAFETY: args[i] points at a value of a.ty.size() bytes and the
+            // packed layout fits in `buf`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    args[i].cast::<u8>(),
+                    bytes.add(plan.packed_offsets[i] as usize),
+                    a.ty.size(),
+                )
+            };
+        }
+        buf
+    }
+
+    /// What one call did: the return buffer (pre-filled with SENTINEL) and
+    /// what the callee recorded.
+    #[derive(Debug, PartialEq)]
+    struct Outcome {
+        ret: Vec<u8>,
+        seen: Vec<u64>,
+    }
+
+    /// Calls `f` through both entry forms and checks they agree.
+    ///
+    /// # Safety
+    /// `f` must have the signature `plan` describes and `args` must point
+    /// at values of the plan's argument types.
+    unsafe fn run(plan: &CallPlan, f: *const c_void, args: &[*const c_void]) -> Outcome {
+        assert_eq!(args.len(), plan.args.len());
+        let raw = stub(plan, EntryForm::Libffi);
+        let packed = stub(plan, EntryForm::Packed);
+        let saved: Vec<*const c_void> = args.to_vec();
+
+        let mut r1 = RetBuf([SENTINEL; 64]);
+        take_seen();
+        // SAFETY: per this function's contract.
+        unsafe { raw(f, r1.0.as_mut_ptr().cast(), args.as_ptr().cast()) };
+        let first = Outcome {
+            ret: r1.0.to_vec(),
+            seen: take_seen(),
+        };
+        assert_eq!(args, &saved[..], "the stub wrote into avalue");
+
+        let buf = pack(plan, args);
+        let before = buf.clone();
+        let mut r2 = RetBuf([SENTINEL; 64]);
+        // SAFETY: per this function's contract; `buf` holds the arguments
+        // at the plan's packed offsets.
+        unsafe { packed(f, r2.0.as_mut_ptr().cast(), buf.as_ptr().cast()) };
+        let second = Outcome {
+            ret: r2.0.to_vec(),
+            seen: take_seen(),
+        };
+        assert_eq!(buf, before, "the stub wrote into the packed arguments");
+        assert_eq!(first, second, "libffi and packed forms disagree");
+        first
+    }
+
+    /// Calls through both forms with a null rvalue; returns what the
+    /// callee recorded.
+    ///
+    /// # Safety
+    /// As for [`run`].
+    unsafe fn run_discarding(
+        plan: &CallPlan,
+        f: *const c_void,
+        args: &[*const c_void],
+    ) -> Vec<u64> {
+        let raw = stub(plan, EntryForm::Libffi);
+        let packed = stub(plan, EntryForm::Packed);
+        take_seen();
+        // SAFETY: per the caller's contract; null rvalue is allowed.
+        unsafe { raw(f, std::ptr::null_mut(), args.as_ptr().cast()) };
+        let first = take_seen();
+        let buf = pack(plan, args);
+        // SAFETY: as above, packed form.
+        unsafe { packed(f, std::ptr::null_mut(), buf.as_ptr().cast()) };
+        assert_eq!(first, take_seen());
+        first
+    }
+
+    fn ptr<T>(v: &T) -> *const c_void {
+        (v as *const T).cast()
+    }
+
+    fn u64_at(bytes: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+    }
+
+    /// Bytes placed so they end exactly where an inaccessible page begins:
+    /// any read past the value faults.
+    struct Guarded {
+        map: *mut c_void,
+        at: *const c_void,
+    }
+
+    impl Guarded {
+        fn new(bytes: &[u8]) -> Guarded {
+            assert!(bytes.len() <= 4096);
+            // SAFETY: a fresh anonymous mapping, touched only below.
+            let map = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    8192,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(map, libc::MAP_FAILED);
+            // SAFETY: the mapping is 8192 bytes; the copy ends at 4096 and the
+            // second page is then made inaccessible.
+            unsafe {
+                let at = map.cast::<u8>().add(4096 - bytes.len());
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len());
+                assert_eq!(
+                    libc::mprotect(map.cast::<u8>().add(4096).cast(), 4096, libc::PROT_NONE),
+                    0
+                );
+                Guarded { map, at: at.cast() }
+            }
+        }
+    }
+
+    impl Drop for Guarded {
+        fn drop(&mut self) {
+            // SAFETY: unmaps exactly the mapping made in `new`.
+            unsafe { libc::munmap(self.map, 8192) };
+        }
+    }
+
+    fn bytes_of<T>(v: &T) -> &[u8] {
+        // SAFETY: any initialised value may be viewed as bytes; the test
+        // types have no padding.
+        unsafe { std::slice::from_raw_parts(ptr(v).cast::<u8>(), std::mem::size_of::<T>()) }
+    }
+
+    // ---- hand-written callees -----------------------------------------
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct S3(u8, u8, u8);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct S5([u8; 5]);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct S6(u16, u16, u16);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct S7([u8; 7]);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct S13([u8; 13]);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct S40([u8; 40]);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Big3(i64, i64, i64);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Big4(i64, i64, i64, i64);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Huge([u64; 40]);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Giant([u64; 2000]);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct FI(f64, i64);
+
+    fn u8s(n: usize) -> Type {
+        Type::structure([Type::array(Type::u8(), n).unwrap()]).unwrap()
+    }
+
+    fn t_s3() -> Type {
+        Type::structure([Type::u8(), Type::u8(), Type::u8()]).unwrap()
+    }
+
+    fn t_s6() -> Type {
+        Type::structure([Type::u16(), Type::u16(), Type::u16()]).unwrap()
+    }
+
+    fn t_i64s(n: usize) -> Type {
+        Type::structure(std::iter::repeat_n(Type::i64(), n)).unwrap()
+    }
+
+    fn le(bytes: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(w)
+    }
+
+    fn pattern<const N: usize>(seed: u8) -> [u8; N] {
+        std::array::from_fn(|i| seed.wrapping_add((i as u8).wrapping_mul(37)) | 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    extern "C" fn take_ints(a: i64, b: u64, c: i64, d: u64, e: i64, f: u64, g: i64, h: u64) -> i64 {
+        record(&[a as u64, b, c as u64, d, e as u64, f, g as u64, h]);
+        a ^ (b as i64) ^ c ^ (d as i64) ^ e ^ (f as i64) ^ g ^ (h as i64)
+    }
+
+    extern "C" fn take_floats(a: f64, b: f32, c: f64, d: f32) -> f64 {
+        record(&[
+            a.to_bits(),
+            u64::from(b.to_bits()),
+            c.to_bits(),
+            u64::from(d.to_bits()),
+        ]);
+        a + f64::from(b) * 2.0 + c * 3.0 + f64::from(d) * 4.0
+    }
+
+    extern "C" fn half(x: f32) -> f32 {
+        record(&[u64::from(x.to_bits())]);
+        x / 2.0
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    extern "C" fn take_ten(
+        a: f64,
+        b: f64,
+        c: f64,
+        d: f64,
+        e: f64,
+        f: f64,
+        g: f64,
+        h: f64,
+        i: f64,
+        j: f64,
+    ) -> f64 {
+        let all = [a, b, c, d, e, f, g, h, i, j];
+        record(&all.map(f64::to_bits));
+        all.iter()
+            .enumerate()
+            .map(|(k, v)| v * (k + 1) as f64)
+            .sum()
+    }
+
+    extern "C" fn take_odd(a: S3, b: S5, c: S6, d: S7, e: S13) -> u64 {
+        record(&[
+            le(bytes_of(&a)),
+            le(bytes_of(&b)),
+            le(bytes_of(&c)),
+            le(bytes_of(&d)),
+            le(&e.0[..8]),
+            le(&e.0[8..]),
+        ]);
+        7
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    extern "C" fn take_stack_odd(
+        r0: i64,
+        r1: i64,
+        r2: i64,
+        r3: i64,
+        r4: i64,
+        r5: i64,
+        a: S3,
+        b: S5,
+        c: S7,
+        d: S13,
+        e: S40,
+    ) -> u64 {
+        let mut v = vec![
+            r0 as u64, r1 as u64, r2 as u64, r3 as u64, r4 as u64, r5 as u64,
+        ];
+        v.extend([le(bytes_of(&a)), le(bytes_of(&b)), le(bytes_of(&c))]);
+        v.extend([le(&d.0[..8]), le(&d.0[8..])]);
+        v.extend(e.0.chunks(8).map(le));
+        record(&v);
+        11
+    }
+
+    extern "C" fn take_big(b: Big3, x: i64) -> i64 {
+        record(&[b.0 as u64, b.1 as u64, b.2 as u64, x as u64]);
+        b.0 + b.1 + b.2 + x
+    }
+
+    extern "C" fn take_huge(h: Huge) -> u64 {
+        record(&h.0);
+        h.0.iter().sum()
+    }
+
+    extern "C" fn take_giant(g: Giant) -> u64 {
+        record(&[g.0[0], g.0[999], g.0[1999]]);
+        g.0.iter().enumerate().fold(0u64, |acc, (i, v)| {
+            acc.wrapping_add(v.wrapping_mul(i as u64 + 1))
+        })
+    }
+
+    extern "C" fn ret_big4(x: i64) -> Big4 {
+        record(&[x as u64]);
+        Big4(x, x + 1, x * 2, -x)
+    }
+
+    extern "C" fn sret_on_stack(a: i64, b: i64, c: i64, d: i64, e: i64, f: i64, out: *mut Big4) {
+        record(&[a as u64, b as u64, c as u64, d as u64, e as u64, f as u64]);
+        // SAFETY: the stub passes a buffer big enough for a Big4.
+        unsafe { out.write(Big4(a + b, c + d, e + f, a * f)) };
+    }
+
+    extern "C" fn ret_fi(a: f64, b: i64) -> FI {
+        record(&[a.to_bits(), b as u64]);
+        FI(a * 2.0, b + 1)
+    }
+
+    extern "C" fn read_through(p: *mut Big4, x: i64) -> i64 {
+        // SAFETY: the stub passes the address of a Big4 copy.
+        let v = unsafe { p.read() };
+        record(&[
+            p as u64 % 16,
+            v.0 as u64,
+            v.1 as u64,
+            v.2 as u64,
+            v.3 as u64,
+            x as u64,
+        ]);
+        // The copy is the callee's to scribble on; the caller's value must
+        // not change.
+        // SAFETY: as above.
+        unsafe { p.write(Big4(-1, -1, -1, -1)) };
+        v.0 + v.1 + v.2 + v.3 + x
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    extern "C" fn read_through_stack(
+        r0: i64,
+        r1: i64,
+        r2: i64,
+        r3: i64,
+        r4: i64,
+        r5: i64,
+        p: *mut S3,
+        q: *mut Huge,
+    ) -> u64 {
+        // SAFETY: the stub passes addresses of copies of an S3 and a Huge.
+        let (s, h) = unsafe { (p.read(), q.read()) };
+        let mut v = vec![
+            r0 as u64, r1 as u64, r2 as u64, r3 as u64, r4 as u64, r5 as u64,
+        ];
+        v.extend([p as u64 % 16, q as u64 % 16, le(bytes_of(&s))]);
+        v.extend(h.0);
+        record(&v);
+        // SAFETY: as above.
+        unsafe {
+            p.write(S3(0, 0, 0));
+            q.write(Huge([0; 40]));
+        }
+        5
+    }
+
+    extern "C" fn nothing() {
+        record(&[1]);
+    }
+
+    // Callees Rust cannot write: x87 returns, registers with garbage above
+    // the returned bytes, the stack alignment seen at entry, and a caller
+    // that checks every callee-saved register across a stub.
+    core::arch::global_asm!(
+        ".pushsection .text.jitffi_emit_tests,\"ax\",@progbits",
+        ".p2align 4",
+        ".globl jitffi_emit_test_ld1",
+        ".hidden jitffi_emit_test_ld1",
+        "jitffi_emit_test_ld1:",
+        "    fld tbyte ptr [rip + jitffi_emit_test_k1]",
+        "    ret",
+        ".globl jitffi_emit_test_ld2",
+        ".hidden jitffi_emit_test_ld2",
+        "jitffi_emit_test_ld2:",
+        "    fld tbyte ptr [rip + jitffi_emit_test_k2]",
+        "    fld tbyte ptr [rip + jitffi_emit_test_k1]",
+        "    ret",
+        ".globl jitffi_emit_test_pattern",
+        ".hidden jitffi_emit_test_pattern",
+        "jitffi_emit_test_pattern:",
+        "    movabs rax, 0x0123456789ABCDEF",
+        "    movabs rdx, 0xFEDCBA9876543210",
+        "    movabs rsi, 0x1122334455667788",
+        "    movabs rdi, 0x99AABBCCDDEEFF80",
+        "    ret",
+        ".globl jitffi_emit_test_rsp_mod16",
+        ".hidden jitffi_emit_test_rsp_mod16",
+        "jitffi_emit_test_rsp_mod16:",
+        "    lea rax, [rsp + 8]",
+        "    and eax, 15",
+        "    ret",
+        ".globl jitffi_emit_test_rsp_mod16_sret",
+        ".hidden jitffi_emit_test_rsp_mod16_sret",
+        "jitffi_emit_test_rsp_mod16_sret:",
+        "    lea rax, [rsp + 8]",
+        "    and eax, 15",
+        "    mov [rdi], rax",
+        "    mov rax, rdi",
+        "    ret",
+        // guard(stub, fn, rvalue, args) -> bit mask of clobbered registers
+        ".globl jitffi_emit_test_guard",
+        ".hidden jitffi_emit_test_guard",
+        "jitffi_emit_test_guard:",
+        "    push rbp",
+        "    push rbx",
+        "    push r12",
+        "    push r13",
+        "    push r14",
+        "    push r15",
+        "    sub rsp, 8",
+        "    mov [rsp], rsp",
+        "    mov rax, rdi",
+        "    mov rdi, rsi",
+        "    mov rsi, rdx",
+        "    mov rdx, rcx",
+        "    movabs rbx, 0x1111111111111111",
+        "    movabs rbp, 0x2222222222222222",
+        "    movabs r12, 0x3333333333333333",
+        "    movabs r13, 0x4444444444444444",
+        "    movabs r14, 0x5555555555555555",
+        "    movabs r15, 0x6666666666666666",
+        "    call rax",
+        "    xor eax, eax",
+        "    movabs rdx, 0x1111111111111111",
+        "    cmp rbx, rdx",
+        "    je .Ljitffi_g1",
+        "    or eax, 1",
+        ".Ljitffi_g1:",
+        "    movabs rdx, 0x2222222222222222",
+        "    cmp rbp, rdx",
+        "    je .Ljitffi_g2",
+        "    or eax, 2",
+        ".Ljitffi_g2:",
+        "    movabs rdx, 0x3333333333333333",
+        "    cmp r12, rdx",
+        "    je .Ljitffi_g3",
+        "    or eax, 4",
+        ".Ljitffi_g3:",
+        "    movabs rdx, 0x4444444444444444",
+        "    cmp r13, rdx",
+        "    je .Ljitffi_g4",
+        "    or eax, 8",
+        ".Ljitffi_g4:",
+        "    movabs rdx, 0x5555555555555555",
+        "    cmp r14, rdx",
+        "    je .Ljitffi_g5",
+        "    or eax, 16",
+        ".Ljitffi_g5:",
+        "    movabs rdx, 0x6666666666666666",
+        "    cmp r15, rdx",
+        "    je .Ljitffi_g6",
+        "    or eax, 32",
+        ".Ljitffi_g6:",
+        "    mov rdx, [rsp]",
+        "    cmp rdx, rsp",
+        "    je .Ljitffi_g7",
+        "    or eax, 64",
+        ".Ljitffi_g7:",
+        "    add rsp, 8",
+        "    pop r15",
+        "    pop r14",
+        "    pop r13",
+        "    pop r12",
+        "    pop rbx",
+        "    pop rbp",
+        "    ret",
+        ".p2align 4",
+        // pi and -e in x87 extended precision
+        "jitffi_emit_test_k1:",
+        "    .quad 0xC90FDAA22168C235",
+        "    .short 0x4000",
+        ".p2align 4",
+        "jitffi_emit_test_k2:",
+        "    .quad 0xADF85458A2BB4A9B",
+        "    .short 0xC000",
+        ".popsection",
+    );
+
+    extern "C" {
+        fn jitffi_emit_test_ld1();
+        fn jitffi_emit_test_ld2();
+        fn jitffi_emit_test_pattern();
+        fn jitffi_emit_test_rsp_mod16();
+        fn jitffi_emit_test_rsp_mod16_sret();
+        fn jitffi_emit_test_guard(
+            stub: Stub,
+            f: *const c_void,
+            rvalue: *mut c_void,
+            args: *const c_void,
+        ) -> u64;
+    }
+
+    const PI80: [u8; 10] = [0x35, 0xC2, 0x68, 0x21, 0xA2, 0xDA, 0x0F, 0xC9, 0x00, 0x40];
+    const NEG_E80: [u8; 10] = [0x9B, 0x4A, 0xBB, 0xA2, 0x58, 0x54, 0xF8, 0xAD, 0x00, 0xC0];
+    const RAX_PATTERN: u64 = 0x0123_4567_89AB_CDEF;
+    const RDX_PATTERN: u64 = 0xFEDC_BA98_7654_3210;
+    const RSI_PATTERN: u64 = 0x1122_3344_5566_7788;
+    const RDI_PATTERN: u64 = 0x99AA_BBCC_DDEE_FF80;
+
+    fn fnptr(f: unsafe extern "C" fn()) -> *const c_void {
+        f as *const c_void
+    }
+
+    // ---- tests ----------------------------------------------------------
+
+    #[test]
+    fn golden_void_void() {
+        let mut p = mk(void(), vec![], 0);
+        p.vector_count = Some(0);
+        let code = compile_call(&p, EntryForm::Libffi).unwrap();
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0xF3, 0x0F, 0x1E, 0xFA, // endbr64
+            0x55,                   // push rbp
+            0x48, 0x89, 0xE5,       // mov rbp, rsp
+            0x53,                   // push rbx
+            0x41, 0x54,             // push r12
+            0x49, 0x89, 0xFC,       // mov r12, rdi
+            0x31, 0xC0,             // xor eax, eax
+            0x41, 0xFF, 0xD4,       // call r12
+            0x41, 0x5C,             // pop r12
+            0x5B,                   // pop rbx
+            0x5D,                   // pop rbp
+            0xC3,                   // ret
+        ];
+        assert_eq!(code, expected);
+        assert_eq!(compile_call(&p, EntryForm::Packed).unwrap(), expected);
+        // SAFETY: `nothing` is void(void).
+        let seen = unsafe { run(&p, nothing as *const c_void, &[]) };
+        assert_eq!(seen.seen, vec![1]);
+        assert_eq!(seen.ret, vec![SENTINEL; 64]);
+    }
+
+    #[test]
+    fn integers_of_every_width_are_extended() {
+        let args = vec![
+            one(Type::i8(), Loc::Gpr(RDI), Ext::Sign),
+            one(Type::u8(), Loc::Gpr(RSI), Ext::Zero),
+            one(Type::i16(), Loc::Gpr(RDX), Ext::Sign),
+            one(Type::u16(), Loc::Gpr(RCX), Ext::Zero),
+            one(Type::i32(), Loc::Gpr(R8), Ext::Sign),
+            one(Type::u32(), Loc::Gpr(R9), Ext::Zero),
+            one(Type::i8(), Loc::Stack(0), Ext::Sign),
+            one(Type::u16(), Loc::Stack(8), Ext::Zero),
+        ];
+        let p = mk(ret_i64(), args, 16);
+        // Every value sits in a word whose upper bytes are garbage.
+        let garbage = 0xAAAA_AAAA_AAAA_AAAA_u64;
+        let words: [u64; 8] = [
+            (garbage & !0xFF) | 0xFB,                          // i8 -5
+            (garbage & !0xFF) | 200,                           // u8 200
+            (garbage & !0xFFFF) | u64::from((-300i16) as u16), // i16
+            (garbage & !0xFFFF) | 60000,                       // u16
+            (garbage & !0xFFFF_FFFF) | u64::from((-70000i32) as u32),
+            (garbage & !0xFFFF_FFFF) | 4_000_000_000,
+            (garbage & !0xFF) | 0xF9, // i8 -7
+            (garbage & !0xFFFF) | 65000,
+        ];
+        let args: Vec<*const c_void> = words.iter().map(ptr).collect();
+        // SAFETY: take_ints takes eight 64-bit integers; the plan passes
+        // the narrow values widened into them.
+        let out = unsafe { run(&p, take_ints as *const c_void, &args) };
+        let expected = [
+            -5i64 as u64,
+            200,
+            -300i64 as u64,
+            60000,
+            -70000i64 as u64,
+            4_000_000_000,
+            -7i64 as u64,
+            65000,
+        ];
+        assert_eq!(out.seen, expected);
+        let xor = expected.iter().fold(0, |a, b| a ^ b);
+        assert_eq!(u64_at(&out.ret, 0), xor);
+        assert_eq!(out.ret[8..], [SENTINEL; 56]);
+    }
+
+    #[test]
+    fn floats_and_doubles() {
+        let args = vec![
+            one(Type::f64(), Loc::Vec(0), Ext::None),
+            one(Type::f32(), Loc::Vec(1), Ext::None),
+            one(Type::f64(), Loc::Vec(2), Ext::None),
+            one(Type::f32(), Loc::Vec(3), Ext::None),
+        ];
+        let p = mk(ret_in(Type::f64(), Loc::Vec(0), Ext::None), args, 0);
+        let (a, b, c, d) = (1.25f64, -2.5f32, 1e300f64, 3.75f32);
+        // SAFETY: take_floats is double(double, float, double, float).
+        let out = unsafe {
+            run(
+                &p,
+                take_floats as *const c_void,
+                &[ptr(&a), ptr(&b), ptr(&c), ptr(&d)],
+            )
+        };
+        assert_eq!(
+            out.seen,
+            [
+                a.to_bits(),
+                u64::from(b.to_bits()),
+                c.to_bits(),
+                u64::from(d.to_bits())
+            ]
+        );
+        let expected = a + f64::from(b) * 2.0 + c * 3.0 + f64::from(d) * 4.0;
+        assert_eq!(u64_at(&out.ret, 0), expected.to_bits());
+
+        let p = mk(
+            ret_in(Type::f32(), Loc::Vec(0), Ext::None),
+            vec![one(Type::f32(), Loc::Vec(0), Ext::None)],
+            0,
+        );
+        let x = 7.5f32;
+        // SAFETY: half is float(float).
+        let out = unsafe { run(&p, half as *const c_void, &[ptr(&x)]) };
+        assert_eq!(out.seen, [u64::from(x.to_bits())]);
+        assert_eq!(out.ret[..4], 3.75f32.to_le_bytes());
+        assert_eq!(
+            out.ret[4..],
+            [SENTINEL; 60],
+            "a float return stores 4 bytes"
+        );
+    }
+
+    #[test]
+    fn ten_doubles_spill_to_the_stack() {
+        let mut args: Vec<ArgPlan> = (0..8)
+            .map(|r| one(Type::f64(), Loc::Vec(r), Ext::None))
+            .collect();
+        args.push(one(Type::f64(), Loc::Stack(0), Ext::None));
+        args.push(one(Type::f64(), Loc::Stack(8), Ext::None));
+        let p = mk(ret_in(Type::f64(), Loc::Vec(0), Ext::None), args, 16);
+        let vals: Vec<f64> = (0..10).map(|i| 0.5 + f64::from(i) * 1.125).collect();
+        let ptrs: Vec<*const c_void> = vals.iter().map(ptr).collect();
+        // SAFETY: take_ten takes ten doubles.
+        let out = unsafe { run(&p, take_ten as *const c_void, &ptrs) };
+        assert_eq!(
+            out.seen,
+            vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        let sum: f64 = vals
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v * (k + 1) as f64)
+            .sum();
+        assert_eq!(u64_at(&out.ret, 0), sum.to_bits());
+    }
+
+    #[test]
+    fn odd_sized_structs_in_registers_never_read_past_the_value() {
+        let t13 = u8s(13);
+        let args = vec![
+            one(t_s3(), Loc::Gpr(RDI), Ext::None),
+            one(u8s(5), Loc::Gpr(RSI), Ext::None),
+            one(t_s6(), Loc::Gpr(RDX), Ext::None),
+            one(u8s(7), Loc::Gpr(RCX), Ext::None),
+            direct(
+                t13,
+                vec![
+                    piece(0, 8, Loc::Gpr(R8), Ext::None),
+                    piece(8, 5, Loc::Gpr(R9), Ext::None),
+                ],
+            ),
+        ];
+        let p = mk(ret_i64(), args, 0);
+        let a = S3(0x81, 0x92, 0xA3);
+        let b = S5(pattern(3));
+        let c = S6(0xF00D, 0xBEEF, 0xCAFE);
+        let d = S7(pattern(9));
+        let e = S13(pattern(21));
+        let g = [
+            Guarded::new(bytes_of(&a)),
+            Guarded::new(bytes_of(&b)),
+            Guarded::new(bytes_of(&c)),
+            Guarded::new(bytes_of(&d)),
+            Guarded::new(bytes_of(&e)),
+        ];
+        let ptrs: Vec<*const c_void> = g.iter().map(|g| g.at).collect();
+        // SAFETY: take_odd takes (S3, S5, S6, S7, S13) by value.
+        let out = unsafe { run(&p, take_odd as *const c_void, &ptrs) };
+        assert_eq!(
+            out.seen,
+            [
+                le(bytes_of(&a)),
+                le(bytes_of(&b)),
+                le(bytes_of(&c)),
+                le(bytes_of(&d)),
+                le(&e.0[..8]),
+                le(&e.0[8..]),
+            ]
+        );
+        assert_eq!(u64_at(&out.ret, 0), 7);
+    }
+
+    #[test]
+    fn stack_copies_of_every_size() {
+        let mut args = i64_regs();
+        args.push(one(t_s3(), Loc::Stack(0), Ext::None));
+        args.push(one(u8s(5), Loc::Stack(8), Ext::None));
+        args.push(one(u8s(7), Loc::Stack(16), Ext::None));
+        args.push(one(u8s(13), Loc::Stack(24), Ext::None));
+        args.push(one(u8s(40), Loc::Stack(40), Ext::None));
+        let p = mk(ret_i64(), args, 80);
+        let regs: [i64; 6] = [-1, 2, -3, 4, -5, i64::MIN];
+        let a = S3(1, 2, 3);
+        let b = S5(pattern(5));
+        let c = S7(pattern(6));
+        let d = S13(pattern(7));
+        let e = S40(pattern(8));
+        let g = [
+            Guarded::new(bytes_of(&a)),
+            Guarded::new(bytes_of(&b)),
+            Guarded::new(bytes_of(&c)),
+            Guarded::new(bytes_of(&d)),
+            Guarded::new(bytes_of(&e)),
+        ];
+        let mut ptrs: Vec<*const c_void> = regs.iter().map(ptr).collect();
+        ptrs.extend(g.iter().map(|g| g.at));
+        // SAFETY: take_stack_odd takes six i64 and (S3, S5, S7, S13, S40).
+        let out = unsafe { run(&p, take_stack_odd as *const c_void, &ptrs) };
+        let mut expected: Vec<u64> = regs.iter().map(|&r| r as u64).collect();
+        expected.extend([le(bytes_of(&a)), le(bytes_of(&b)), le(bytes_of(&c))]);
+        expected.extend([le(&d.0[..8]), le(&d.0[8..])]);
+        expected.extend(e.0.chunks(8).map(le));
+        assert_eq!(out.seen, expected);
+        assert_eq!(u64_at(&out.ret, 0), 11);
+    }
+
+    #[test]
+    fn structs_by_value_on_the_stack() {
+        let args = vec![
+            one(t_i64s(3), Loc::Stack(0), Ext::None),
+            one(Type::i64(), Loc::Gpr(RDI), Ext::None),
+        ];
+        let p = mk(ret_i64(), args, 32);
+        let b = Big3(10, -20, 30_000_000_000);
+        let x = 4i64;
+        // SAFETY: take_big is int64_t(struct {int64_t x3}, int64_t).
+        let out = unsafe { run(&p, take_big as *const c_void, &[ptr(&b), ptr(&x)]) };
+        assert_eq!(out.seen, [10, -20i64 as u64, 30_000_000_000, 4]);
+        assert_eq!(u64_at(&out.ret, 0), 30_000_000_000 - 10 + 4);
+
+        // Large enough for rep movsb.
+        let huge_t = Type::structure([Type::array(Type::u64(), 40).unwrap()]).unwrap();
+        let p = mk(ret_i64(), vec![one(huge_t, Loc::Stack(0), Ext::None)], 320);
+        let h = Huge(std::array::from_fn(|i| (i as u64 + 1) * 0x0101_0101_0101));
+        let g = Guarded::new(bytes_of(&h));
+        // SAFETY: take_huge takes a Huge by value.
+        let out = unsafe { run(&p, take_huge as *const c_void, &[g.at]) };
+        assert_eq!(out.seen, h.0);
+        assert_eq!(u64_at(&out.ret, 0), h.0.iter().sum::<u64>());
+    }
+
+    #[test]
+    fn frames_beyond_a_page_are_probed() {
+        let t = Type::structure([Type::array(Type::u64(), 2000).unwrap()]).unwrap();
+        let p = mk(ret_i64(), vec![one(t, Loc::Stack(0), Ext::None)], 16000);
+        let code = compile_call(&p, EntryForm::Libffi).unwrap();
+        let g = Box::new(Giant(std::array::from_fn(|i| i as u64 ^ 0x5A5A)));
+        // SAFETY: take_giant takes a Giant by value.
+        let out = unsafe { run(&p, take_giant as *const c_void, &[ptr(&*g)]) };
+        assert_eq!(out.seen, [g.0[0], g.0[999], g.0[1999]]);
+        let expected = g.0.iter().enumerate().fold(0u64, |acc, (i, v)| {
+            acc.wrapping_add(v.wrapping_mul(i as u64 + 1))
+        });
+        assert_eq!(u64_at(&out.ret, 0), expected);
+        // The probe: or byte [rsp], 0.
+        assert!(code.windows(4).any(|w| w == [0x80, 0x0C, 0x24, 0x00]));
+    }
+
+    #[test]
+    fn sret_return_with_and_without_rvalue() {
+        let ret = RetPass::Indirect {
+            pointer: Loc::Gpr(RDI),
+            returned: Some(Loc::Gpr(RAX)),
+        };
+        let p = plan(
+            t_i64s(4),
+            ret,
+            vec![one(Type::i64(), Loc::Gpr(RSI), Ext::None)],
+            0,
+        );
+        let x = 21i64;
+        // SAFETY: ret_big4 is struct {int64_t x4}(int64_t), returned via sret.
+        let out = unsafe { run(&p, ret_big4 as *const c_void, &[ptr(&x)]) };
+        assert_eq!(out.seen, [21]);
+        let want = Big4(21, 22, 42, -21);
+        assert_eq!(out.ret[..32], *bytes_of(&want));
+        assert_eq!(out.ret[32..], [SENTINEL; 32]);
+        // SAFETY: as above; a null rvalue is allowed.
+        let seen = unsafe { run_discarding(&p, ret_big4 as *const c_void, &[ptr(&x)]) };
+        assert_eq!(seen, [21]);
+    }
+
+    #[test]
+    fn sret_pointer_on_the_stack() {
+        let ret = RetPass::Indirect {
+            pointer: Loc::Stack(0),
+            returned: None,
+        };
+        let p = plan(t_i64s(4), ret, i64_regs(), 16);
+        let v: [i64; 6] = [1, 2, 3, 4, 5, 6];
+        let ptrs: Vec<*const c_void> = v.iter().map(ptr).collect();
+        // SAFETY: sret_on_stack takes six i64 and a pointer to the result.
+        let out = unsafe { run(&p, sret_on_stack as *const c_void, &ptrs) };
+        assert_eq!(out.seen, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(out.ret[..32], *bytes_of(&Big4(3, 7, 11, 6)));
+        // SAFETY: as above.
+        let seen = unsafe { run_discarding(&p, sret_on_stack as *const c_void, &ptrs) };
+        assert_eq!(seen, [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn two_register_struct_return() {
+        let t = Type::structure([Type::f64(), Type::i64()]).unwrap();
+        let ret = RetPass::Direct(vec![
+            piece(0, 8, Loc::Vec(0), Ext::None),
+            piece(8, 8, Loc::Gpr(RAX), Ext::None),
+        ]);
+        let args = vec![
+            one(Type::f64(), Loc::Vec(0), Ext::None),
+            one(Type::i64(), Loc::Gpr(RDI), Ext::None),
+        ];
+        let p = plan(t, ret, args, 0);
+        let (a, b) = (-0.75f64, 1i64 << 40);
+        // SAFETY: ret_fi is struct {double; int64_t}(double, int64_t).
+        let out = unsafe { run(&p, ret_fi as *const c_void, &[ptr(&a), ptr(&b)]) };
+        assert_eq!(out.seen, [a.to_bits(), b as u64]);
+        assert_eq!(out.ret[..16], *bytes_of(&FI(-1.5, (1 << 40) + 1)));
+        assert_eq!(out.ret[16..], [SENTINEL; 48]);
+        // SAFETY: as above, discarding the result.
+        let seen = unsafe { run_discarding(&p, ret_fi as *const c_void, &[ptr(&a), ptr(&b)]) };
+        assert_eq!(seen, [a.to_bits(), b as u64]);
+    }
+
+    #[test]
+    fn narrow_returns_are_widened_from_garbage_registers() {
+        let f = fnptr(jitffi_emit_test_pattern);
+        let cases: [(Type, Ext, u64); 6] = [
+            (Type::i8(), Ext::Sign, 0xFFFF_FFFF_FFFF_FFEF),
+            (Type::u8(), Ext::Zero, 0xEF),
+            (Type::i16(), Ext::Sign, 0xFFFF_FFFF_FFFF_CDEF),
+            (Type::u16(), Ext::Zero, 0xCDEF),
+            (Type::i32(), Ext::Sign, 0xFFFF_FFFF_89AB_CDEF),
+            (Type::u32(), Ext::Zero, 0x89AB_CDEF),
+        ];
+        for (ty, ext, want) in cases {
+            let p = mk(ret_in(ty.clone(), Loc::Gpr(RAX), ext), vec![], 0);
+            // SAFETY: the pattern callee takes nothing and only sets
+            // caller-saved registers.
+            let out = unsafe { run(&p, f, &[]) };
+            assert_eq!(u64_at(&out.ret, 0), want, "{ty} {ext:?}");
+            assert_eq!(out.ret[8..], [SENTINEL; 56]);
+            // SAFETY: as above.
+            unsafe { run_discarding(&p, f, &[]) };
+        }
+        // Byte registers that need a REX prefix (dil, sil) and rdx.
+        let t = t_i64s(3);
+        let ret = RetPass::Direct(vec![
+            piece(0, 1, Loc::Gpr(RDI), Ext::Sign),
+            piece(8, 1, Loc::Gpr(RSI), Ext::None),
+            piece(16, 2, Loc::Gpr(RDX), Ext::Zero),
+        ]);
+        let p = plan(t, ret, vec![], 0);
+        // SAFETY: as above.
+        let out = unsafe { run(&p, f, &[]) };
+        assert_eq!(u64_at(&out.ret, 0), RDI_PATTERN as i8 as u64);
+        assert_eq!(out.ret[8], RSI_PATTERN as u8);
+        assert_eq!(out.ret[9..16], [SENTINEL; 7]);
+        assert_eq!(u64_at(&out.ret, 16), RDX_PATTERN & 0xFFFF);
+        assert_eq!(out.ret[24..], [SENTINEL; 40]);
+    }
+
+    #[test]
+    fn odd_sized_returns_store_exact_bytes() {
+        let f = fnptr(jitffi_emit_test_pattern);
+        let rax = RAX_PATTERN.to_le_bytes();
+        for n in [1usize, 2, 3, 4, 5, 6, 7, 8] {
+            let p = mk(ret_in(u8s(n), Loc::Gpr(RAX), Ext::None), vec![], 0);
+            // SAFETY: the pattern callee takes nothing.
+            let out = unsafe { run(&p, f, &[]) };
+            assert_eq!(out.ret[..n], rax[..n], "{n}-byte return");
+            assert!(
+                out.ret[n..].iter().all(|&b| b == SENTINEL),
+                "{n}-byte return overran"
+            );
+        }
+        // A second piece from rdx at a nonzero offset: struct {u64; u8[3]}.
+        let t = Type::structure([Type::u64(), Type::array(Type::u8(), 3).unwrap()]).unwrap();
+        let ret = RetPass::Direct(vec![
+            piece(0, 8, Loc::Gpr(RAX), Ext::None),
+            piece(8, 3, Loc::Gpr(RDX), Ext::None),
+        ]);
+        let p = plan(t, ret, vec![], 0);
+        // SAFETY: as above.
+        let out = unsafe { run(&p, f, &[]) };
+        assert_eq!(u64_at(&out.ret, 0), RAX_PATTERN);
+        assert_eq!(out.ret[8..11], RDX_PATTERN.to_le_bytes()[..3]);
+        assert_eq!(out.ret[11..], [SENTINEL; 53]);
+
+        // Five pieces (near jump over the stores), one register stored
+        // twice: stores must not disturb their source register.
+        let ret = RetPass::Direct(vec![
+            piece(0, 1, Loc::Gpr(RAX), Ext::None),
+            piece(1, 1, Loc::Gpr(RDX), Ext::None),
+            piece(2, 1, Loc::Gpr(RSI), Ext::None),
+            piece(3, 1, Loc::Gpr(RDI), Ext::None),
+            piece(4, 7, Loc::Gpr(RAX), Ext::None),
+        ]);
+        let p = plan(u8s(11), ret, vec![], 0);
+        // SAFETY: as above.
+        let out = unsafe { run(&p, f, &[]) };
+        let want = [
+            RAX_PATTERN as u8,
+            RDX_PATTERN as u8,
+            RSI_PATTERN as u8,
+            RDI_PATTERN as u8,
+        ];
+        assert_eq!(out.ret[..4], want);
+        assert_eq!(out.ret[4..11], rax[..7]);
+        assert_eq!(out.ret[11..], [SENTINEL; 53]);
+        // SAFETY: as above, discarding.
+        unsafe { run_discarding(&p, f, &[]) };
+    }
+
+    #[test]
+    fn short_jump_over_the_longest_stores() {
+        // Four 7-byte pieces at 32-bit displacements: the longest sequence
+        // still skipped with a rel8 jump.
+        let ret = RetPass::Direct(
+            [200, 300, 400, 500]
+                .iter()
+                .map(|&off| piece(off, 7, Loc::Gpr(RAX), Ext::None))
+                .collect(),
+        );
+        let p = plan(u8s(1024), ret, vec![], 0);
+        let raw = stub(&p, EntryForm::Libffi);
+        let mut buf = vec![SENTINEL; 1024];
+        // SAFETY: the pattern callee takes nothing; buf holds 1024 bytes.
+        unsafe {
+            raw(
+                fnptr(jitffi_emit_test_pattern),
+                buf.as_mut_ptr().cast(),
+                std::ptr::null(),
+            );
+            raw(
+                fnptr(jitffi_emit_test_pattern),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            );
+        }
+        let rax = RAX_PATTERN.to_le_bytes();
+        for off in [200, 300, 400, 500] {
+            assert_eq!(buf[off..off + 7], rax[..7]);
+            assert_eq!(buf[off + 7], SENTINEL);
+        }
+        assert_eq!(buf.iter().filter(|&&b| b != SENTINEL).count(), 28);
+    }
+
+    #[test]
+    fn null_rvalue_discards_direct_results() {
+        let p = mk(
+            ret_i64(),
+            vec![
+                one(t_i64s(3), Loc::Stack(0), Ext::None),
+                one(Type::i64(), Loc::Gpr(RDI), Ext::None),
+            ],
+            32,
+        );
+        let (b, x) = (Big3(1, 2, 3), 3i64);
+        // SAFETY: take_big is int64_t(struct {int64_t x3}, int64_t).
+        let seen = unsafe { run_discarding(&p, take_big as *const c_void, &[ptr(&b), ptr(&x)]) };
+        assert_eq!(seen, [1, 2, 3, 3]);
+        // Odd-sized and widened stores are skipped too.
+        let f = fnptr(jitffi_emit_test_pattern);
+        for (ty, ext) in [(u8s(7), Ext::None), (Type::i16(), Ext::Sign)] {
+            let p = mk(ret_in(ty, Loc::Gpr(RAX), ext), vec![], 0);
+            // SAFETY: the pattern callee takes nothing.
+            unsafe { run_discarding(&p, f, &[]) };
+        }
+    }
+
+    #[test]
+    fn packed_form_uses_the_plan_offsets() {
+        let args = vec![
+            one(Type::i8(), Loc::Gpr(RDI), Ext::Sign),
+            one(t_s3(), Loc::Gpr(RSI), Ext::None),
+            one(Type::f64(), Loc::Vec(0), Ext::None),
+            one(u8s(5), Loc::Gpr(RDX), Ext::None),
+            one(Type::f32(), Loc::Vec(1), Ext::None),
+            one(Type::i16(), Loc::Gpr(RCX), Ext::Sign),
+        ];
+        let p = mk(ret_i64(), args, 0);
+        assert_eq!(p.packed_offsets, [0, 8, 16, 24, 32, 40]);
+        let raw = stub(&p, EntryForm::Packed);
+        let mut buf = [SENTINEL; 48];
+        buf[0] = (-9i8) as u8;
+        buf[8..11].copy_from_slice(&[7, 8, 9]);
+        buf[16..24].copy_from_slice(&2.5f64.to_le_bytes());
+        buf[24..29].copy_from_slice(&[1, 2, 3, 4, 5]);
+        buf[32..36].copy_from_slice(&0.5f32.to_le_bytes());
+        buf[40..42].copy_from_slice(&(-1234i16).to_le_bytes());
+        let mut ret = [SENTINEL; 8];
+        take_seen();
+        // SAFETY: the callee reads registers of the right classes; the
+        // buffer holds each argument at its packed offset.
+        unsafe {
+            raw(
+                check_mixed as *const c_void,
+                ret.as_mut_ptr().cast(),
+                buf.as_ptr().cast(),
+            )
+        };
+        assert_eq!(
+            take_seen(),
+            [
+                -9i64 as u64,
+                0x09_0807,
+                2.5f64.to_bits(),
+                0x05_0403_0201,
+                u64::from(0.5f32.to_bits()),
+                -1234i64 as u64
+            ]
+        );
+        assert_eq!(u64::from_le_bytes(ret), 99);
+    }
+
+    extern "C" fn check_mixed(a: i64, b: S3, c: f64, d: S5, e: f32, f: i64) -> i64 {
+        record(&[
+            a as u64,
+            le(bytes_of(&b)),
+            c.to_bits(),
+            le(bytes_of(&d)),
+            u64::from(e.to_bits()),
+            f as u64,
+        ]);
+        99
+    }
+
+    #[test]
+    fn indirect_arguments_are_copied_and_passed_by_address() {
+        let args = vec![
+            indirect(t_i64s(4), Loc::Gpr(RDI)),
+            one(Type::i64(), Loc::Gpr(RSI), Ext::None),
+        ];
+        let p = mk(ret_i64(), args, 0);
+        let v = Big4(1, 20, 300, 4000);
+        let x = 50000i64;
+        // SAFETY: read_through takes (Big4 *, int64_t).
+        let out = unsafe { run(&p, read_through as *const c_void, &[ptr(&v), ptr(&x)]) };
+        assert_eq!(out.seen, [0, 1, 20, 300, 4000, 50000]);
+        assert_eq!(u64_at(&out.ret, 0), 54321);
+        assert_eq!(v, Big4(1, 20, 300, 4000), "the caller's value changed");
+
+        // Addresses on the stack, one copy small, one through rep movsb.
+        let huge_t = Type::structure([Type::array(Type::u64(), 40).unwrap()]).unwrap();
+        let mut args = i64_regs();
+        args.push(indirect(t_s3(), Loc::Stack(0)));
+        args.push(indirect(huge_t, Loc::Stack(8)));
+        let p = mk(ret_i64(), args, 16);
+        let regs: [i64; 6] = [6, 5, 4, 3, 2, 1];
+        let s = S3(0xDE, 0xAD, 0x42);
+        let h = Huge(std::array::from_fn(|i| (i as u64) << 32 | 7));
+        let gs = Guarded::new(bytes_of(&s));
+        let gh = Guarded::new(bytes_of(&h));
+        let mut ptrs: Vec<*const c_void> = regs.iter().map(ptr).collect();
+        ptrs.extend([gs.at, gh.at]);
+        // SAFETY: read_through_stack takes six i64 and two pointers.
+        let out = unsafe { run(&p, read_through_stack as *const c_void, &ptrs) };
+        let mut want: Vec<u64> = regs.iter().map(|&r| r as u64).collect();
+        want.extend([0, 0, 0x42_ADDE]);
+        want.extend(h.0);
+        assert_eq!(out.seen, want);
+        // SAFETY: the guarded pages are still mapped and readable.
+        let (s2, h2) = unsafe { (gs.at.cast::<S3>().read(), gh.at.cast::<Huge>().read()) };
+        assert_eq!((s2, h2), (s, h), "the caller's values changed");
+    }
+
+    #[test]
+    fn x87_returns_are_stored_and_popped() {
+        let p = mk(
+            ret_in(Type::long_double(), Loc::X87(0), Ext::None),
+            vec![],
+            0,
+        );
+        let f1 = fnptr(jitffi_emit_test_ld1);
+        // SAFETY: ld1 returns a long double in st0.
+        let out = unsafe { run(&p, f1, &[]) };
+        assert_eq!(out.ret[..10], PI80);
+        assert_eq!(out.ret[10..], [SENTINEL; 54]);
+
+        let ret = RetPass::Direct(vec![
+            piece(0, 16, Loc::X87(0), Ext::None),
+            piece(16, 16, Loc::X87(1), Ext::None),
+        ]);
+        let p2 = plan(Type::complex_long_double(), ret, vec![], 0);
+        let f2 = fnptr(jitffi_emit_test_ld2);
+        // SAFETY: ld2 returns a long double complex in st0 (real), st1.
+        let out = unsafe { run(&p2, f2, &[]) };
+        assert_eq!(out.ret[..10], PI80);
+        assert_eq!(out.ret[10..16], [SENTINEL; 6]);
+        assert_eq!(out.ret[16..26], NEG_E80);
+        assert_eq!(out.ret[26..], [SENTINEL; 38]);
+
+        // Discarding must pop too: 100 calls would overflow the 8-deep
+        // register stack if anything were left behind.
+        for _ in 0..100 {
+            // SAFETY: as above, null rvalue.
+            unsafe {
+                run_discarding(&p, f1, &[]);
+                run_discarding(&p2, f2, &[]);
+            }
+        }
+        assert_eq!(x87_tag_word(), 0xFFFF, "x87 registers left in use");
+        // SAFETY: as above.
+        let out = unsafe { run(&p2, f2, &[]) };
+        assert_eq!(out.ret[..10], PI80);
+        assert_eq!(out.ret[16..26], NEG_E80);
+    }
+
+    /// The x87 tag word: 0xFFFF when every register is empty.
+    fn x87_tag_word() -> u16 {
+        let mut env = [0u16; 14];
+        // SAFETY: fnstenv writes the 28-byte environment into `env`;
+        // fldenv restores it unchanged (fnstenv masks exceptions).
+        unsafe {
+            core::arch::asm!(
+                "fnstenv [{0}]",
+                "fldenv [{0}]",
+                in(reg) env.as_mut_ptr(),
+                options(nostack),
+            )
+        };
+        env[4]
+    }
+
+    #[test]
+    fn stack_is_aligned_at_every_call() {
+        let f = fnptr(jitffi_emit_test_rsp_mod16);
+        let huge_t = Type::structure([Type::array(Type::u64(), 40).unwrap()]).unwrap();
+        let (s, b, h) = (S3(1, 2, 3), S5([1; 5]), Huge([9; 40]));
+        let cases: [(CallPlan, Vec<*const c_void>); 4] = [
+            (mk(ret_i64(), vec![], 0), vec![]),
+            (
+                mk(
+                    ret_i64(),
+                    vec![one(Type::u8(), Loc::Stack(0), Ext::None)],
+                    16,
+                ),
+                vec![ptr(&s)],
+            ),
+            (
+                mk(ret_i64(), vec![indirect(t_s3(), Loc::Gpr(RDI))], 0),
+                vec![ptr(&s)],
+            ),
+            (
+                mk(
+                    ret_i64(),
+                    vec![
+                        indirect(t_s3(), Loc::Gpr(RDI)),
+                        indirect(u8s(5), Loc::Stack(0)),
+                        indirect(huge_t, Loc::Gpr(RSI)),
+                    ],
+                    16,
+                ),
+                vec![ptr(&s), ptr(&b), ptr(&h)],
+            ),
+        ];
+        for (p, args) in &cases {
+            // SAFETY: the callee ignores its arguments.
+            let out = unsafe { run(p, f, args) };
+            assert_eq!(u64_at(&out.ret, 0), 0, "misaligned call in\n{p}");
+        }
+        // With an sret temporary in the frame as well.
+        let sret = plan(
+            t_i64s(4),
+            RetPass::Indirect {
+                pointer: Loc::Gpr(RDI),
+                returned: Some(Loc::Gpr(RAX)),
+            },
+            vec![
+                one(Type::u8(), Loc::Stack(0), Ext::None),
+                indirect(t_s3(), Loc::Gpr(RSI)),
+            ],
+            16,
+        );
+        let fs = fnptr(jitffi_emit_test_rsp_mod16_sret);
+        // SAFETY: the callee writes its answer through the sret pointer.
+        let out = unsafe { run(&sret, fs, &[ptr(&s), ptr(&s)]) };
+        assert_eq!(u64_at(&out.ret, 0), 0, "misaligned call in\n{sret}");
+    }
+
+    #[test]
+    fn callee_saved_registers_survive() {
+        let x = 21i64;
+        let v = Big4(1, 2, 3, 4);
+        let sret = plan(
+            t_i64s(4),
+            RetPass::Indirect {
+                pointer: Loc::Gpr(RDI),
+                returned: Some(Loc::Gpr(RAX)),
+            },
+            vec![one(Type::i64(), Loc::Gpr(RSI), Ext::None)],
+            0,
+        );
+        let ind = mk(
+            ret_i64(),
+            vec![
+                indirect(t_i64s(4), Loc::Gpr(RDI)),
+                one(Type::i64(), Loc::Gpr(RSI), Ext::None),
+            ],
+            0,
+        );
+        let x87 = mk(
+            ret_in(Type::long_double(), Loc::X87(0), Ext::None),
+            vec![],
+            0,
+        );
+        let cases: [(&CallPlan, *const c_void, Vec<*const c_void>); 4] = [
+            (&mk(void(), vec![], 0), nothing as *const c_void, vec![]),
+            (&sret, ret_big4 as *const c_void, vec![ptr(&x)]),
+            (&ind, read_through as *const c_void, vec![ptr(&v), ptr(&x)]),
+            (&x87, fnptr(jitffi_emit_test_ld1), vec![]),
+        ];
+        for (p, f, args) in cases {
+            for form in [EntryForm::Libffi, EntryForm::Packed] {
+                let s = stub(p, form);
+                let packed = pack(p, &args);
+                let a: *const c_void = match form {
+                    EntryForm::Libffi => args.as_ptr().cast(),
+                    EntryForm::Packed => packed.as_ptr().cast(),
+                };
+                for rvalue in [RetBuf([0; 64]).0.as_mut_ptr(), std::ptr::null_mut()] {
+                    // SAFETY: the guard calls the stub with these arguments,
+                    // which match the callee's signature.
+                    let clobbered = unsafe { jitffi_emit_test_guard(s, f, rvalue.cast(), a) };
+                    assert_eq!(clobbered, 0, "clobbered mask {clobbered:#x} in\n{p}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unencodable_plans_are_refused() {
+        let refuse = |p: &CallPlan, what: &str| {
+            for form in [EntryForm::Libffi, EntryForm::Packed] {
+                match compile_call(p, form) {
+                    Err(Error::Assembly { reason }) => {
+                        assert!(reason.contains(what), "{reason:?} lacks {what:?}")
+                    }
+                    other => panic!("expected a refusal mentioning {what:?}, got {other:?}"),
+                }
+            }
+        };
+        let mut p = mk(void(), vec![], 0);
+        p.static_chain = Some(Loc::Gpr(R10));
+        refuse(&p, "static chain");
+        refuse(
+            &mk(void(), vec![one(Type::i64(), Loc::Gpr(R10), Ext::None)], 0),
+            "reserved",
+        );
+        refuse(
+            &mk(void(), vec![one(Type::i64(), Loc::Gpr(RAX), Ext::None)], 0),
+            "reserved",
+        );
+        refuse(
+            &mk(void(), vec![one(Type::i128(), Loc::Vec(0), Ext::None)], 0),
+            "vector",
+        );
+        refuse(
+            &mk(
+                void(),
+                vec![one(Type::long_double(), Loc::X87(0), Ext::None)],
+                0,
+            ),
+            "x87",
+        );
+        refuse(
+            &mk(void(), vec![one(t_s3(), Loc::Gpr(RDI), Ext::Sign)], 0),
+            "3-byte",
+        );
+        // A piece reading past its value: `CallPlan::check` refuses it, and
+        // the emitter must too, for plans built without that check.
+        let mut oversized = mk(void(), vec![one(Type::u8(), Loc::Gpr(RDI), Ext::None)], 0);
+        oversized.args[0].pass = ArgPass::Direct(vec![piece(0, 8, Loc::Gpr(RDI), Ext::None)]);
+        assert!(oversized.check().is_err());
+        refuse(&oversized, "outside");
+        refuse(
+            &mk(
+                ret_in(Type::long_double(), Loc::X87(1), Ext::None),
+                vec![],
+                0,
+            ),
+            "x87",
+        );
+        refuse(
+            &mk(ret_in(Type::i64(), Loc::Gpr(RBX), Ext::None), vec![], 0),
+            "reserved",
+        );
+        let mut p = mk(void(), vec![indirect(t_i64s(4), Loc::Gpr(RDI))], 0);
+        p.args[0].ty = Type::structure([Type::array(Type::u8(), 1 << 24).unwrap()]).unwrap();
+        let mut big = p.clone();
+        for _ in 0..70 {
+            big.args.push(p.args[0].clone());
+            big.packed_offsets.push(0);
+        }
+        refuse(&big, "frame");
+    }
+
+    /// Prints stub sizes for a few signatures (`--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn report_stub_sizes() {
+        let f64_args = |n: u8| {
+            (0..n)
+                .map(|r| one(Type::f64(), Loc::Vec(r), Ext::None))
+                .collect()
+        };
+        let i32_regs = |n: usize| -> Vec<ArgPlan> {
+            (0..n)
+                .map(|k| {
+                    let loc = if k < 6 {
+                        Loc::Gpr(ARG_GPRS[k])
+                    } else {
+                        Loc::Stack(8 * (k as u32 - 6))
+                    };
+                    one(Type::i32(), loc, Ext::Sign)
+                })
+                .collect()
+        };
+        let i32_ret = || ret_in(Type::i32(), Loc::Gpr(RAX), Ext::Sign);
+        let dd = Type::structure([Type::f64(), Type::f64()]).unwrap();
+        let dd_arg = |a: u8| {
+            direct(
+                dd.clone(),
+                vec![
+                    piece(0, 8, Loc::Vec(a), Ext::None),
+                    piece(8, 8, Loc::Vec(a + 1), Ext::None),
+                ],
+            )
+        };
+        let cases = [
+            ("S1 void(void)", mk(void(), vec![], 0)),
+            ("S2 int(int,int)", mk(i32_ret(), i32_regs(2), 0)),
+            (
+                "S3 double(4 x double)",
+                mk(ret_in(Type::f64(), Loc::Vec(0), Ext::None), f64_args(4), 0),
+            ),
+            ("S4 int64(8 x int64)", {
+                let mut a = i64_regs();
+                a.push(one(Type::i64(), Loc::Stack(0), Ext::None));
+                a.push(one(Type::i64(), Loc::Stack(8), Ext::None));
+                mk(ret_i64(), a, 16)
+            }),
+            (
+                "S6 {dd}({dd},{dd})",
+                plan(
+                    dd.clone(),
+                    RetPass::Direct(vec![
+                        piece(0, 8, Loc::Vec(0), Ext::None),
+                        piece(8, 8, Loc::Vec(1), Ext::None),
+                    ]),
+                    vec![dd_arg(0), dd_arg(2)],
+                    0,
+                ),
+            ),
+            (
+                "S7 {i64x4}({i64x4})",
+                plan(
+                    t_i64s(4),
+                    RetPass::Indirect {
+                        pointer: Loc::Gpr(RDI),
+                        returned: Some(Loc::Gpr(RAX)),
+                    },
+                    vec![one(t_i64s(4), Loc::Stack(0), Ext::None)],
+                    32,
+                ),
+            ),
+            ("S8 int(16 x int)", mk(i32_ret(), i32_regs(16), 80)),
+        ];
+        for (name, p) in cases {
+            let raw = compile_call(&p, EntryForm::Libffi).unwrap().len();
+            let packed = compile_call(&p, EntryForm::Packed).unwrap().len();
+            eprintln!("{name}: libffi form {raw} bytes, packed form {packed} bytes");
+        }
+    }
 }

@@ -1,0 +1,575 @@
+/*
+ * C oracle functions: gcc's ground truth for the x86-64 SysV psABI.
+ *
+ * Every oracle `R or_x(args...)` copies the meaningful bytes of each
+ * argument it received into a thread-local record (padding and the unused
+ * tail of long double stay zero) and returns a value derived from a hash of
+ * all of them. Next to each oracle, `direct_or_x(rvalue, avalue)` calls it
+ * with gcc's own calling code and stores the result the way libffi's
+ * ffi_call does (integers narrower than 64 bits widened into 8 bytes).
+ * Tests call each oracle through jitffi and through direct_*, then compare
+ * the records and the returned bytes.
+ *
+ * Adding a case: one line in ORACLE_LIST (and one line in the Rust table of
+ * tests/c_oracle.rs). A new type needs rec_T, mk_T and st_T below.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "oracles.h"
+
+/* ---------------------------------------------------------------- types */
+
+typedef int8_t i8;
+typedef uint8_t u8;
+typedef int16_t i16;
+typedef uint16_t u16;
+typedef int32_t i32;
+typedef uint32_t u32;
+typedef int64_t i64;
+typedef uint64_t u64;
+typedef __int128 i128;
+typedef unsigned __int128 u128;
+typedef float f32;
+typedef double f64;
+typedef long double f80;
+typedef void *ptr;
+typedef float _Complex cf32;
+typedef double _Complex cf64;
+typedef long double _Complex cf80;
+
+typedef struct { double d; int32_t i; } s_di;          /* xmm + gpr */
+typedef struct { float a, b, c; } s_fff;               /* xmm (a,b) + xmm (c) */
+typedef struct { int32_t a, b, c; } s_iii;             /* gpr + gpr (4 bytes) */
+typedef struct { char a, b, c; } s_ccc;                /* 3 bytes in one gpr */
+typedef struct { char c[3]; } s_c3;
+typedef struct { float f[4]; } s_f4;                   /* xmm + xmm */
+typedef struct { int16_t s; char c; int32_t i; char d; } s_scic; /* 12, padded */
+typedef struct { double a, b; } s_dd;                  /* S6 */
+typedef struct { int64_t a, b, c, d; } s_q4;           /* S7: memory, sret */
+typedef struct { int32_t i; double d; float f; int64_t q; } s_32; /* padded */
+typedef struct { int32_t v[25]; } s_100;
+typedef struct { struct { float x, y; } p; double d; } s_nest_ffd;
+typedef struct { struct { char c; int16_t s; } a; struct { int32_t i; } b; float f; } s_nest_mix;
+typedef struct { long double x; int32_t i; } s_ldi;    /* memory */
+typedef struct { long double x; } s_ld1;               /* arg memory, ret st0 */
+typedef struct { int64_t a, b; } s_ll;
+typedef struct { int64_t q; double d; } s_qd;          /* gpr + xmm */
+typedef struct { float f; int32_t i; } s_fi;           /* one INTEGER eightbyte */
+typedef struct { float a, b; } s_ff;                   /* one SSE eightbyte */
+typedef struct { double a, b, c; } s_ddd;              /* 24 bytes: memory */
+typedef struct { uint8_t a; uint16_t b; uint8_t c; } s_odd; /* 6, padded */
+typedef struct { __int128 x; } s_i128;
+typedef union { float f; int32_t i; } u_fi;            /* INTEGER */
+typedef union { double d; int64_t l; } u_dl;           /* INTEGER */
+typedef union { char c[12]; int32_t i; } u_c12i;       /* 2 x INTEGER */
+typedef union { float f[2]; double d; } u_fd;          /* SSE */
+
+/* ------------------------------------------------------------ the record */
+
+static __thread struct {
+    int count;
+    uint64_t calls;
+    size_t size[ORACLE_MAX_ARGS];
+    unsigned char bytes[ORACLE_MAX_ARGS][ORACLE_SLOT];
+} rec;
+
+void oracle_reset(void)
+{
+    memset(&rec, 0xEE, sizeof rec);
+    rec.count = -1;
+    rec.calls = 0;
+}
+
+int oracle_arg_count(void) { return rec.count; }
+
+uint64_t oracle_call_count(void) { return rec.calls; }
+
+const unsigned char *oracle_arg_bytes(int i, size_t *size)
+{
+    if (i < 0 || i >= ORACLE_MAX_ARGS)
+        return NULL;
+    *size = rec.size[i];
+    return rec.bytes[i];
+}
+
+/* Starts a record of n arguments; returns 0 if n does not fit. */
+static int rec_begin(int n)
+{
+    rec.calls++;
+    if (n < 0 || n > ORACLE_MAX_ARGS) {
+        rec.count = -2;
+        return 0;
+    }
+    rec.count = n;
+    return 1;
+}
+
+static void rec_open(int slot, size_t size)
+{
+    memset(rec.bytes[slot], 0, ORACLE_SLOT);
+    rec.size[slot] = size;
+}
+
+static void rec_put(int slot, size_t offset, const void *p, size_t n)
+{
+    memcpy(rec.bytes[slot] + offset, p, n);
+}
+
+/* FNV-1a over every recorded byte: the return value depends on all args. */
+static uint64_t rec_end(void)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (int i = 0; i < rec.count; i++)
+        for (size_t k = 0; k < rec.size[i]; k++)
+            h = (h ^ rec.bytes[i][k]) * 0x100000001b3u;
+    return h;
+}
+
+static inline uint64_t mix(uint64_t h, uint64_t k)
+{
+    uint64_t z = h + k * 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* Exactly representable, signed, mostly non-integral values. */
+static inline float mkf32(uint64_t h, int k) { return (float)((int64_t)mix(h, k) >> 40) / 8.0f; }
+static inline double mkf64(uint64_t h, int k) { return (double)((int64_t)mix(h, k) >> 11) / 1024.0; }
+static inline long double mkf80(uint64_t h, int k) { return (long double)(int64_t)mix(h, k) / 65536.0L; }
+
+/* ------------------------------------------- per-type rec_T, mk_T, st_T */
+
+/* Scalars: every byte of the value is meaningful. */
+#define SCALAR(T)                                                           \
+    static inline void rec_##T(int slot, const T *v)                        \
+    {                                                                       \
+        rec_open(slot, sizeof(T));                                          \
+        rec_put(slot, 0, v, sizeof(T));                                     \
+    }                                                                       \
+    static inline void st_##T(void *rv, T v) { memcpy(rv, &v, sizeof v); }
+
+/* Narrow integers come back widened to 8 bytes (ffi_arg), as W. */
+#define NARROW(T, W)                                                        \
+    static inline void rec_##T(int slot, const T *v)                        \
+    {                                                                       \
+        rec_open(slot, sizeof(T));                                          \
+        rec_put(slot, 0, v, sizeof(T));                                     \
+    }                                                                       \
+    static inline void st_##T(void *rv, T v)                                \
+    {                                                                       \
+        W w = v;                                                            \
+        memcpy(rv, &w, 8);                                                  \
+    }
+
+/* Narrow returns always have the top bit set, so widening is visible. */
+NARROW(i8, int64_t)
+NARROW(u8, uint64_t)
+NARROW(i16, int64_t)
+NARROW(u16, uint64_t)
+NARROW(i32, int64_t)
+NARROW(u32, uint64_t)
+static inline i8 mk_i8(uint64_t h) { return (i8)(0x80 | (h & 0x7f)); }
+static inline u8 mk_u8(uint64_t h) { return (u8)(0x80 | h); }
+static inline i16 mk_i16(uint64_t h) { return (i16)(0x8000 | (h & 0x7fff)); }
+static inline u16 mk_u16(uint64_t h) { return (u16)(0x8000 | h); }
+static inline i32 mk_i32(uint64_t h) { return (i32)(0x80000000u | (uint32_t)h); }
+static inline u32 mk_u32(uint64_t h) { return (u32)(0x80000000u | h); }
+
+SCALAR(i64)
+SCALAR(u64)
+SCALAR(i128)
+SCALAR(u128)
+SCALAR(f32)
+SCALAR(f64)
+SCALAR(ptr)
+SCALAR(cf32)
+SCALAR(cf64)
+static inline i64 mk_i64(uint64_t h) { return (i64)h; }
+static inline u64 mk_u64(uint64_t h) { return mix(h, 1); }
+static inline i128 mk_i128(uint64_t h) { return (i128)(((u128)mix(h, 1) << 64) | mix(h, 2)); }
+static inline u128 mk_u128(uint64_t h) { return ((u128)mix(h, 3) << 64) | mix(h, 4); }
+static inline f32 mk_f32(uint64_t h) { return mkf32(h, 1); }
+static inline f64 mk_f64(uint64_t h) { return mkf64(h, 1); }
+static inline ptr mk_ptr(uint64_t h) { return (ptr)(uintptr_t)mix(h, 5); }
+static inline cf32 mk_cf32(uint64_t h) { cf32 z; __real__ z = mkf32(h, 1); __imag__ z = mkf32(h, 2); return z; }
+static inline cf64 mk_cf64(uint64_t h) { cf64 z; __real__ z = mkf64(h, 1); __imag__ z = mkf64(h, 2); return z; }
+
+/* long double: 10 meaningful bytes of a 16-byte slot. */
+static inline void rec_f80(int slot, const f80 *v)
+{
+    rec_open(slot, sizeof(f80));
+    rec_put(slot, 0, v, 10);
+}
+static inline void st_f80(void *rv, f80 v) { memcpy(rv, &v, 10); }
+static inline f80 mk_f80(uint64_t h) { return mkf80(h, 1); }
+
+static inline void rec_cf80(int slot, const cf80 *v)
+{
+    rec_open(slot, sizeof(cf80));
+    rec_put(slot, 0, v, 10);
+    rec_put(slot, 16, (const char *)v + 16, 10);
+}
+static inline void st_cf80(void *rv, cf80 v)
+{
+    memcpy(rv, &v, 10);
+    memcpy((char *)rv + 16, (char *)&v + 16, 10);
+}
+static inline cf80 mk_cf80(uint64_t h) { cf80 z; __real__ z = mkf80(h, 1); __imag__ z = mkf80(h, 2); return z; }
+
+/* Aggregates: recorded field by field so padding stays zero. */
+#define FIELD(T, f) rec_put(slot, offsetof(T, f), &v->f, sizeof v->f)
+#define FIELD_LD(T, f) rec_put(slot, offsetof(T, f), &v->f, 10)
+#define AGGREGATE(T, ...)                                                   \
+    static inline void rec_##T(int slot, const T *v)                        \
+    {                                                                       \
+        rec_open(slot, sizeof(T));                                          \
+        __VA_ARGS__;                                                        \
+    }                                                                       \
+    static inline void st_##T(void *rv, T v) { memcpy(rv, &v, sizeof v); }
+
+AGGREGATE(s_di, FIELD(s_di, d); FIELD(s_di, i))
+AGGREGATE(s_fff, FIELD(s_fff, a); FIELD(s_fff, b); FIELD(s_fff, c))
+AGGREGATE(s_iii, FIELD(s_iii, a); FIELD(s_iii, b); FIELD(s_iii, c))
+AGGREGATE(s_ccc, FIELD(s_ccc, a); FIELD(s_ccc, b); FIELD(s_ccc, c))
+AGGREGATE(s_c3, FIELD(s_c3, c))
+AGGREGATE(s_f4, FIELD(s_f4, f))
+AGGREGATE(s_scic, FIELD(s_scic, s); FIELD(s_scic, c); FIELD(s_scic, i); FIELD(s_scic, d))
+AGGREGATE(s_dd, FIELD(s_dd, a); FIELD(s_dd, b))
+AGGREGATE(s_q4, FIELD(s_q4, a); FIELD(s_q4, b); FIELD(s_q4, c); FIELD(s_q4, d))
+AGGREGATE(s_32, FIELD(s_32, i); FIELD(s_32, d); FIELD(s_32, f); FIELD(s_32, q))
+AGGREGATE(s_100, FIELD(s_100, v))
+AGGREGATE(s_nest_ffd, FIELD(s_nest_ffd, p.x); FIELD(s_nest_ffd, p.y); FIELD(s_nest_ffd, d))
+AGGREGATE(s_nest_mix, FIELD(s_nest_mix, a.c); FIELD(s_nest_mix, a.s); FIELD(s_nest_mix, b.i);
+          FIELD(s_nest_mix, f))
+AGGREGATE(s_ldi, FIELD_LD(s_ldi, x); FIELD(s_ldi, i))
+AGGREGATE(s_ld1, FIELD_LD(s_ld1, x))
+AGGREGATE(s_ll, FIELD(s_ll, a); FIELD(s_ll, b))
+AGGREGATE(s_qd, FIELD(s_qd, q); FIELD(s_qd, d))
+AGGREGATE(s_fi, FIELD(s_fi, f); FIELD(s_fi, i))
+AGGREGATE(s_ff, FIELD(s_ff, a); FIELD(s_ff, b))
+AGGREGATE(s_ddd, FIELD(s_ddd, a); FIELD(s_ddd, b); FIELD(s_ddd, c))
+AGGREGATE(s_odd, FIELD(s_odd, a); FIELD(s_odd, b); FIELD(s_odd, c))
+AGGREGATE(s_i128, FIELD(s_i128, x))
+/* The unions here have no padding: all their bytes are meaningful. */
+AGGREGATE(u_fi, rec_put(slot, 0, v, sizeof *v))
+AGGREGATE(u_dl, rec_put(slot, 0, v, sizeof *v))
+AGGREGATE(u_c12i, rec_put(slot, 0, v, sizeof *v))
+AGGREGATE(u_fd, rec_put(slot, 0, v, sizeof *v))
+
+/* Return values: every field derived from the hash, padding zeroed. */
+#define MK(T) static inline T mk_##T(uint64_t h) { T r; memset(&r, 0, sizeof r);
+#define END return r; }
+MK(s_di) r.d = mkf64(h, 1); r.i = (i32)mix(h, 2); END
+MK(s_fff) r.a = mkf32(h, 1); r.b = mkf32(h, 2); r.c = mkf32(h, 3); END
+MK(s_iii) r.a = (i32)mix(h, 1); r.b = (i32)mix(h, 2); r.c = (i32)mix(h, 3); END
+MK(s_ccc) r.a = (char)mix(h, 1); r.b = (char)mix(h, 2); r.c = (char)mix(h, 3); END
+MK(s_c3) for (int k = 0; k < 3; k++) r.c[k] = (char)mix(h, k); END
+MK(s_f4) for (int k = 0; k < 4; k++) r.f[k] = mkf32(h, k); END
+MK(s_scic) r.s = (i16)mix(h, 1); r.c = (char)mix(h, 2); r.i = (i32)mix(h, 3); r.d = (char)mix(h, 4); END
+MK(s_dd) r.a = mkf64(h, 1); r.b = mkf64(h, 2); END
+MK(s_q4) r.a = (i64)mix(h, 1); r.b = (i64)mix(h, 2); r.c = (i64)mix(h, 3); r.d = (i64)mix(h, 4); END
+MK(s_32) r.i = (i32)mix(h, 1); r.d = mkf64(h, 2); r.f = mkf32(h, 3); r.q = (i64)mix(h, 4); END
+MK(s_100) for (int k = 0; k < 25; k++) r.v[k] = (i32)mix(h, k); END
+MK(s_nest_ffd) r.p.x = mkf32(h, 1); r.p.y = mkf32(h, 2); r.d = mkf64(h, 3); END
+MK(s_nest_mix) r.a.c = (char)mix(h, 1); r.a.s = (i16)mix(h, 2); r.b.i = (i32)mix(h, 3); r.f = mkf32(h, 4); END
+MK(s_ldi) r.x = mkf80(h, 1); r.i = (i32)mix(h, 2); END
+MK(s_ld1) r.x = mkf80(h, 1); END
+MK(s_ll) r.a = (i64)mix(h, 1); r.b = (i64)mix(h, 2); END
+MK(s_qd) r.q = (i64)mix(h, 1); r.d = mkf64(h, 2); END
+MK(s_fi) r.f = mkf32(h, 1); r.i = (i32)mix(h, 2); END
+MK(s_ff) r.a = mkf32(h, 1); r.b = mkf32(h, 2); END
+MK(s_ddd) r.a = mkf64(h, 1); r.b = mkf64(h, 2); r.c = mkf64(h, 3); END
+MK(s_odd) r.a = (u8)mix(h, 1); r.b = (u16)mix(h, 2); r.c = (u8)mix(h, 3); END
+MK(s_i128) r.x = mk_i128(h); END
+MK(u_fi) r.i = (i32)mix(h, 1); END
+MK(u_dl) r.l = (i64)mix(h, 1); END
+MK(u_c12i) for (int k = 0; k < 12; k++) r.c[k] = (char)mix(h, k); END
+MK(u_fd) r.d = mkf64(h, 1); END
+
+/* -------------------------------------------------- argument-list macros */
+
+#define CAT(a, b) CAT_(a, b)
+#define CAT_(a, b) a##b
+#define NARGS(...) NARGS_(__VA_ARGS__, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, \
+                          10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, \
+               _15, _16, _17, _18, _19, _20, N, ...) N
+#define COMMA() ,
+#define NOTHING()
+
+/* EACH(M, S, T0, T1, ...) expands to M(0, T0) S() M(1, T1) S() ... */
+#define EACH(M, S, ...) CAT(EACH, NARGS(__VA_ARGS__))(M, S, __VA_ARGS__)
+#define EACH1(M, S, a) M(0, a)
+#define EACH2(M, S, a, b) EACH1(M, S, a) S() M(1, b)
+#define EACH3(M, S, a, b, c) EACH2(M, S, a, b) S() M(2, c)
+#define EACH4(M, S, a, b, c, d) EACH3(M, S, a, b, c) S() M(3, d)
+#define EACH5(M, S, a, b, c, d, e) EACH4(M, S, a, b, c, d) S() M(4, e)
+#define EACH6(M, S, a, b, c, d, e, f) EACH5(M, S, a, b, c, d, e) S() M(5, f)
+#define EACH7(M, S, a, b, c, d, e, f, g) EACH6(M, S, a, b, c, d, e, f) S() M(6, g)
+#define EACH8(M, S, a, b, c, d, e, f, g, h) EACH7(M, S, a, b, c, d, e, f, g) S() M(7, h)
+#define EACH9(M, S, a, b, c, d, e, f, g, h, i) \
+    EACH8(M, S, a, b, c, d, e, f, g, h) S() M(8, i)
+#define EACH10(M, S, a, b, c, d, e, f, g, h, i, j) \
+    EACH9(M, S, a, b, c, d, e, f, g, h, i) S() M(9, j)
+#define EACH11(M, S, a, b, c, d, e, f, g, h, i, j, k) \
+    EACH10(M, S, a, b, c, d, e, f, g, h, i, j) S() M(10, k)
+#define EACH12(M, S, a, b, c, d, e, f, g, h, i, j, k, l) \
+    EACH11(M, S, a, b, c, d, e, f, g, h, i, j, k) S() M(11, l)
+#define EACH13(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m) \
+    EACH12(M, S, a, b, c, d, e, f, g, h, i, j, k, l) S() M(12, m)
+#define EACH14(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n) \
+    EACH13(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m) S() M(13, n)
+#define EACH15(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o) \
+    EACH14(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n) S() M(14, o)
+#define EACH16(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p) \
+    EACH15(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o) S() M(15, p)
+#define EACH17(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q) \
+    EACH16(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p) S() M(16, q)
+#define EACH18(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r) \
+    EACH17(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q) S() M(17, r)
+#define EACH19(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s) \
+    EACH18(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r) S() M(18, s)
+#define EACH20(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t) \
+    EACH19(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s) S() M(19, t)
+
+#define PARAM(i, T) T a##i
+#define RECORD(i, T) rec_##T(i, &a##i);
+#define ARGVAL(i, T) *(const T *)av[i]
+
+/* noipa: the direct caller must really call, with the ABI's calling code
+ * (no inlining, no clone with a private convention). */
+#define ORACLE(name, R, ...)                                                \
+    __attribute__((noipa)) R name(EACH(PARAM, COMMA, __VA_ARGS__));        \
+    R name(EACH(PARAM, COMMA, __VA_ARGS__))                                 \
+    {                                                                       \
+        rec_begin(NARGS(__VA_ARGS__));                                      \
+        EACH(RECORD, NOTHING, __VA_ARGS__)                                  \
+        return mk_##R(rec_end());                                           \
+    }                                                                       \
+    static void direct_##name(void *rv, void **av)                          \
+    {                                                                       \
+        R r = name(EACH(ARGVAL, COMMA, __VA_ARGS__));                       \
+        if (rv)                                                             \
+            st_##R(rv, r);                                                  \
+    }
+
+#define ORACLE_VOID(name, ...)                                              \
+    __attribute__((noipa)) void name(EACH(PARAM, COMMA, __VA_ARGS__));     \
+    void name(EACH(PARAM, COMMA, __VA_ARGS__))                              \
+    {                                                                       \
+        rec_begin(NARGS(__VA_ARGS__));                                      \
+        EACH(RECORD, NOTHING, __VA_ARGS__)                                  \
+        (void)rec_end();                                                    \
+    }                                                                       \
+    static void direct_##name(void *rv, void **av)                          \
+    {                                                                       \
+        (void)rv;                                                           \
+        name(EACH(ARGVAL, COMMA, __VA_ARGS__));                             \
+    }
+
+/* A call of a variadic oracle `fn` with these argument types. */
+#define VARIADIC(name, fn, R, ...)                                          \
+    static void direct_##name(void *rv, void **av)                          \
+    {                                                                       \
+        R r = fn(EACH(ARGVAL, COMMA, __VA_ARGS__));                         \
+        if (rv)                                                             \
+            st_##R(rv, r);                                                  \
+    }
+
+/* ------------------------------------------------- the variadic oracles */
+
+#define VA_ORACLE(R, fn, T)                                                 \
+    __attribute__((noipa)) R fn(int n, ...);                                \
+    R fn(int n, ...)                                                        \
+    {                                                                       \
+        if (!rec_begin(n + 1))                                              \
+            return mk_##R(0);                                               \
+        rec_i32(0, &n);                                                     \
+        va_list ap;                                                         \
+        va_start(ap, n);                                                    \
+        for (int k = 0; k < n; k++) {                                       \
+            T v = va_arg(ap, T);                                            \
+            rec_##T(k + 1, &v);                                             \
+        }                                                                   \
+        va_end(ap);                                                         \
+        return mk_##R(rec_end());                                           \
+    }
+
+VA_ORACLE(i32, or_va_ints, i32)
+VA_ORACLE(f64, or_va_dbl, f64)
+VA_ORACLE(f80, or_va_ld, f80)
+VA_ORACLE(s_dd, or_va_s6, f64)
+VA_ORACLE(s_q4, or_va_q4, i64)
+
+/* fmt letters: i int, q int64, d double, D long double, s {double,int},
+ * p {double,double}, b {int64 x4}, f {float,float,float}. */
+__attribute__((noipa)) int64_t or_va_fmt(const char *fmt, ...);
+int64_t or_va_fmt(const char *fmt, ...)
+{
+    size_t n = strlen(fmt);
+    if (!rec_begin(n >= ORACLE_MAX_ARGS ? -1 : (int)n + 1))
+        return 0;
+    ptr p = (ptr)fmt;
+    rec_ptr(0, &p);
+    va_list ap;
+    va_start(ap, fmt);
+    for (size_t k = 0; k < n; k++) {
+        int slot = (int)k + 1;
+        switch (fmt[k]) {
+        case 'i': { i32 v = va_arg(ap, i32); rec_i32(slot, &v); break; }
+        case 'q': { i64 v = va_arg(ap, i64); rec_i64(slot, &v); break; }
+        case 'd': { f64 v = va_arg(ap, f64); rec_f64(slot, &v); break; }
+        case 'D': { f80 v = va_arg(ap, f80); rec_f80(slot, &v); break; }
+        case 's': { s_di v = va_arg(ap, s_di); rec_s_di(slot, &v); break; }
+        case 'p': { s_dd v = va_arg(ap, s_dd); rec_s_dd(slot, &v); break; }
+        case 'b': { s_q4 v = va_arg(ap, s_q4); rec_s_q4(slot, &v); break; }
+        case 'f': { s_fff v = va_arg(ap, s_fff); rec_s_fff(slot, &v); break; }
+        default: rec.count = -3; va_end(ap); return 0;
+        }
+    }
+    va_end(ap);
+    return mk_i64(rec_end());
+}
+
+/* ------------------------------------------------------------ the table */
+
+/*
+ * X(name, R, args...)       an oracle returning R
+ * XV(name, args...)         an oracle returning void
+ * XVA(name, fn, R, args...) a call of variadic oracle fn with these types
+ */
+#define ORACLE_LIST(X, XV, XVA)                                                        \
+    /* integers of every width: narrow args negative / top bit set */                \
+    X(or_i8, i8, i8, i8, i8)                                                           \
+    X(or_u8, u8, u8, u8, u8)                                                           \
+    X(or_i16, i16, i16, i16)                                                           \
+    X(or_u16, u16, u16, u16)                                                           \
+    X(or_i32, i32, i32, i32)                                                           \
+    X(or_u32, u32, u32, u32)                                                           \
+    X(or_i64, i64, i64, i64)                                                           \
+    X(or_u64, u64, u64, u64)                                                           \
+    X(or_int_widths, i64, i8, u8, i16, u16, i32, u32, i64, u64)                        \
+    X(or_narrow_stack, i32, i64, i64, i64, i64, i64, i64, i8, u8, i16, u16, i32, u32)  \
+    X(or_ptr, ptr, ptr, ptr)                                                           \
+    XV(or_void_args, i32, f64, s_di)                                                   \
+    /* floating point */                                                               \
+    X(or_f32, f32, f32, f32)                                                           \
+    X(or_f64, f64, f64, f64, f64, f64)                                                 \
+    X(or_f80, f80, f80, f80)                                                           \
+    X(or_f80_mixed, f80, i32, f80, f64, f80, i32)                                      \
+    X(or_f32_spill, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)             \
+    X(or_spill_mixed, f64, f64, i64, f64, i64, f64, i64, f64, i64, f64, i64, f64, i64, \
+      f64, i64, f64, f64, i32)                                                         \
+    X(or_s5, f64, i32, f64, i64, f32, ptr, i8, u16, f64)                               \
+    X(or_s8, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32,     \
+      i32, i32, i32)                                                                   \
+    /* __int128 */                                                                     \
+    X(or_i128, i128, i128, i128)                                                       \
+    X(or_u128, u128, u128)                                                             \
+    X(or_i128_stack, i128, i64, i64, i64, i64, i64, i128, i64)                         \
+    /* complex */                                                                      \
+    X(or_cf32, cf32, cf32, cf32)                                                       \
+    X(or_cf64, cf64, cf64, cf64)                                                       \
+    X(or_cf80, cf80, cf80, i32)                                                        \
+    /* structs */                                                                      \
+    X(or_s_di, s_di, s_di, s_di)                                                       \
+    X(or_s_fff, s_fff, s_fff)                                                          \
+    X(or_s_iii, s_iii, s_iii)                                                          \
+    X(or_s_ccc, s_ccc, s_ccc, s_ccc)                                                   \
+    X(or_s_c3, s_c3, s_c3)                                                             \
+    X(or_s_f4, s_f4, s_f4)                                                             \
+    X(or_s_scic, s_scic, s_scic)                                                       \
+    X(or_s6, s_dd, s_dd, s_dd)                                                         \
+    X(or_s7, s_q4, s_q4)                                                               \
+    X(or_s32, s_32, s_32, i32)                                                         \
+    X(or_s100, s_100, s_100, s_100)                                                    \
+    X(or_nest_ffd, s_nest_ffd, s_nest_ffd)                                             \
+    X(or_nest_mix, s_nest_mix, s_nest_mix, i32)                                        \
+    X(or_s_ldi, s_ldi, s_ldi)                                                          \
+    X(or_s_ld1, s_ld1, s_ld1)                                                          \
+    X(or_s_qd, s_qd, s_qd)                                                             \
+    X(or_s_fi, s_fi, s_fi)                                                             \
+    X(or_s_ff, s_ff, s_ff, s_ff)                                                       \
+    X(or_s_ddd, s_ddd, s_ddd)                                                          \
+    X(or_s_odd, s_odd, s_odd)                                                          \
+    X(or_s_i128, s_i128, s_i128)                                                       \
+    /* aggregates that no longer fit in the registers left */                          \
+    X(or_ll_full, i64, i64, i64, i64, i64, i64, s_ll, i64)                             \
+    X(or_dd_full, f64, f64, f64, f64, f64, f64, f64, f64, s_dd, f64)                   \
+    X(or_many_s6, s_dd, s_dd, s_dd, s_dd, s_dd, s_dd)                                  \
+    X(or_mixed_aggs, s_di, s_iii, s_fff, s_di, s_ll, i8, s_dd, s_qd, f80)              \
+    /* unions */                                                                       \
+    X(or_u_fi, u_fi, u_fi, u_fi)                                                       \
+    X(or_u_dl, u_dl, u_dl)                                                             \
+    X(or_u_c12i, u_c12i, u_c12i)                                                       \
+    X(or_u_fd, u_fd, u_fd)                                                             \
+    /* variadic calls */                                                               \
+    XVA(va_ints3, or_va_ints, i32, i32, i32, i32, i32)                                 \
+    XVA(va_ints8, or_va_ints, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)        \
+    XVA(va_dbl0, or_va_dbl, f64, i32)                                                  \
+    XVA(va_dbl10, or_va_dbl, f64, i32, f64, f64, f64, f64, f64, f64, f64, f64, f64,    \
+        f64)                                                                           \
+    XVA(va_ld3, or_va_ld, f80, i32, f80, f80, f80)                                     \
+    XVA(va_s6, or_va_s6, s_dd, i32, f64, f64, f64, f64)                                \
+    XVA(va_q4, or_va_q4, s_q4, i32, i64, i64, i64, i64, i64, i64, i64)                 \
+    XVA(va_fmt_mixed, or_va_fmt, i64, ptr, i32, i64, f64, f80, s_di, s_dd, s_q4,       \
+        s_fff)                                                                         \
+    XVA(va_fmt_spill, or_va_fmt, i64, ptr, f64, i64, f64, i64, f64, i64, f64, i64,     \
+        f64, i64, f64, i64, f64, f64, f64, i32)
+
+ORACLE_LIST(ORACLE, ORACLE_VOID, VARIADIC)
+
+__attribute__((noipa)) void or_void0(void);
+void or_void0(void)
+{
+    rec_begin(0);
+}
+static void direct_or_void0(void *rv, void **av)
+{
+    (void)rv;
+    (void)av;
+    or_void0();
+}
+
+/* A callee that overwrites its by-value arguments after recording them: a
+ * caller that passed its own copy (not a fresh one) sees it change. */
+__attribute__((noipa)) void scribble(void *p, size_t n);
+void scribble(void *p, size_t n)
+{
+    memset(p, 0xeb, n);
+}
+__attribute__((noipa)) void or_scribble(s_q4 a, s_100 b, s_ldi c, f80 d, s_dd e);
+void or_scribble(s_q4 a, s_100 b, s_ldi c, f80 d, s_dd e)
+{
+    rec_begin(5);
+    rec_s_q4(0, &a);
+    rec_s_100(1, &b);
+    rec_s_ldi(2, &c);
+    rec_f80(3, &d);
+    rec_s_dd(4, &e);
+    (void)rec_end();
+    scribble(&a, sizeof a);
+    scribble(&b, sizeof b);
+    scribble(&c, sizeof c);
+    scribble(&d, sizeof d);
+    scribble(&e, sizeof e);
+}
+static void direct_or_scribble(void *rv, void **av)
+{
+    (void)rv;
+    or_scribble(*(s_q4 *)av[0], *(s_100 *)av[1], *(s_ldi *)av[2], *(f80 *)av[3], *(s_dd *)av[4]);
+}
+
+#define ENTRY(name, ...) {#name, (void *)name, direct_##name},
+#define ENTRY_VA(name, fn, ...) {#name, (void *)fn, direct_##name},
+
+const struct oracle_case oracle_cases[] = {
+    {"or_void0", (void *)or_void0, direct_or_void0},
+    {"or_scribble", (void *)or_scribble, direct_or_scribble},
+    ORACLE_LIST(ENTRY, ENTRY, ENTRY_VA)
+};
+const size_t oracle_case_count = sizeof oracle_cases / sizeof oracle_cases[0];

@@ -1,1 +1,0 @@
-int jitffi_oracle_placeholder(void) { return 0; }
