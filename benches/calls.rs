@@ -461,7 +461,7 @@ fn prepare(c: &mut Criterion) {
         });
         let _warm = Cif::new(ret.clone(), args).unwrap();
         g.bench_function(format!("{name} warm"), |b| {
-            b.iter(|| Cif::new(black_box(ret.clone()), black_box(args)))
+            b.iter(|| Cif::new(black_box(&ret), black_box(args)))
         });
     }
     let (t_i32, t_f64, t_i64, t_f32, t_ptr, t_i8, t_u16) = {

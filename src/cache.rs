@@ -7,9 +7,10 @@
 //! after the (slow) compilation, so misses on different shapes do not
 //! serialise behind each other's code generation.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{LazyLock, RwLock};
 
 use crate::abi::Abi;
 use crate::classify;
@@ -101,9 +102,19 @@ impl Hasher for PassThrough {
     }
 }
 
-type Buckets = HashMap<u64, Vec<Arc<Compiled>>, BuildHasherDefault<PassThrough>>;
+type Buckets = HashMap<u64, Vec<&'static Compiled>, BuildHasherDefault<PassThrough>>;
 
+/// Every shape compiled in this process. Entries are leaked on purpose:
+/// their code is never unmapped either, and `&'static` makes a cif a plain
+/// pointer (no reference count to touch on the hot path).
 static CACHE: LazyLock<RwLock<Buckets>> = LazyLock::new(|| RwLock::new(Buckets::default()));
+
+thread_local! {
+    /// Per-thread front of [`CACHE`]: a hit costs no lock and no atomic. One
+    /// entry per hash; a colliding shape simply replaces it.
+    static FRONT: RefCell<HashMap<u64, &'static Compiled, BuildHasherDefault<PassThrough>>> =
+        RefCell::new(HashMap::default());
+}
 
 fn signature_hash(abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>) -> u64 {
     let mut h = 0x9e37_79b9_7f4a_7c15u64 ^ (abi as u64);
@@ -118,35 +129,65 @@ fn signature_hash(abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>
 }
 
 /// Returns the compiled stubs for a signature, compiling them on first use.
+/// Every caller asking for the same shape gets the same `&'static`.
 pub fn lookup(
     abi: Abi,
     ret: &Type,
     args: &[Type],
     fixed_args: Option<usize>,
-) -> Result<Arc<Compiled>> {
+) -> Result<&'static Compiled> {
     let key = signature_hash(abi, ret, args, fixed_args);
+    let front = FRONT
+        .try_with(|f| {
+            f.borrow()
+                .get(&key)
+                .copied()
+                .filter(|c| c.matches(abi, ret, args, fixed_args))
+        })
+        .ok()
+        .flatten();
+    if let Some(hit) = front {
+        return Ok(hit);
+    }
+    let shared = lookup_shared(key, abi, ret, args, fixed_args)?;
+    // `try_with`: during thread teardown the front may be gone; the shared
+    // answer is still right.
+    let _ = FRONT.try_with(|f| f.borrow_mut().insert(key, shared));
+    Ok(shared)
+}
+
+fn lookup_shared(
+    key: u64,
+    abi: Abi,
+    ret: &Type,
+    args: &[Type],
+    fixed_args: Option<usize>,
+) -> Result<&'static Compiled> {
     {
         let map = CACHE.read().unwrap_or_else(|e| e.into_inner());
         if let Some(hit) = map
             .get(&key)
             .and_then(|b| b.iter().find(|c| c.matches(abi, ret, args, fixed_args)))
         {
-            return Ok(Arc::clone(hit));
+            return Ok(hit);
         }
     }
-    let fresh = Arc::new(Compiled::build(abi, ret, args, fixed_args)?);
+    // Compile outside the lock so misses on different shapes do not queue.
+    let fresh = Compiled::build(abi, ret, args, fixed_args)?;
     let mut map = CACHE.write().unwrap_or_else(|e| e.into_inner());
     let bucket = map.entry(key).or_default();
     // Another thread may have compiled the same shape meanwhile: keep the
-    // first so every cif of a shape shares one code address.
+    // first so every cif of a shape shares one code address (the loser's
+    // code stays mapped, unused).
     if let Some(existing) = bucket
         .iter()
         .find(|c| c.matches(abi, ret, args, fixed_args))
     {
-        return Ok(Arc::clone(existing));
+        return Ok(existing);
     }
-    bucket.push(Arc::clone(&fresh));
-    Ok(fresh)
+    let leaked: &'static Compiled = Box::leak(Box::new(fresh));
+    bucket.push(leaked);
+    Ok(leaked)
 }
 
 /// Classifies, emits and publishes a signature without consulting or

@@ -1,9 +1,9 @@
 //! Prepared call interfaces: the public face of outgoing calls.
 
+use std::borrow::Borrow;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::Arc;
 
 use crate::abi::{Abi, Arch};
 use crate::cache::{self, Compiled};
@@ -19,8 +19,8 @@ pub const MAX_ARGS: usize = 1024;
 /// A prepared call interface: a signature compiled to native call stubs.
 ///
 /// Creating a `Cif` for a shape seen before is a cache hit (no
-/// classification, no code generation). Cloning is a reference-count
-/// increment. `Cif` is `Send + Sync`: the stubs are immutable code.
+/// classification, no code generation). Copying one is a pointer
+/// copy. `Cif` is `Send + Sync`: the stubs are immutable code.
 ///
 /// ```
 /// use jitffi::{Cif, Type};
@@ -28,9 +28,9 @@ pub const MAX_ARGS: usize = 1024;
 /// let b = Cif::new(Type::f64(), &[Type::f64(), Type::f64()]).unwrap();
 /// assert_eq!(a.raw_entry() as usize, b.raw_entry() as usize); // one shared stub
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Cif {
-    compiled: Arc<Compiled>,
+    compiled: &'static Compiled,
 }
 
 impl Cif {
@@ -41,7 +41,7 @@ impl Cif {
     /// let cif = Cif::new(Type::void(), &[]).unwrap();
     /// assert_eq!(cif.args().len(), 0);
     /// ```
-    pub fn new(ret: Type, args: &[Type]) -> Result<Cif> {
+    pub fn new(ret: impl Borrow<Type>, args: &[Type]) -> Result<Cif> {
         Self::with_abi(Abi::host(), ret, args, None)
     }
 
@@ -57,7 +57,7 @@ impl Cif {
     /// assert_eq!(cif.fixed_args(), Some(1));
     /// assert!(Cif::new_variadic(Type::i32(), &[Type::pointer()], &[Type::f32()]).is_err());
     /// ```
-    pub fn new_variadic(ret: Type, fixed: &[Type], variadic: &[Type]) -> Result<Cif> {
+    pub fn new_variadic(ret: impl Borrow<Type>, fixed: &[Type], variadic: &[Type]) -> Result<Cif> {
         let all: Vec<Type> = fixed.iter().chain(variadic).cloned().collect();
         Self::with_abi(Abi::host(), ret, &all, Some(fixed.len()))
     }
@@ -70,7 +70,12 @@ impl Cif {
     /// let cif = Cif::with_abi(Abi::SysV64, Type::i64(), &[Type::i64()], None).unwrap();
     /// assert_eq!(cif.abi(), Abi::SysV64);
     /// ```
-    pub fn with_abi(abi: Abi, ret: Type, args: &[Type], fixed_args: Option<usize>) -> Result<Cif> {
+    pub fn with_abi(
+        abi: Abi,
+        ret: impl Borrow<Type>,
+        args: &[Type],
+        fixed_args: Option<usize>,
+    ) -> Result<Cif> {
         // A cif is something to call: its code must run here. (Plans and
         // code for other ISAs come from `classify`/`emit` directly.)
         if Some(abi.arch()) != Arch::host() {
@@ -79,7 +84,7 @@ impl Cif {
                 reason: "belongs to another instruction set than this host's",
             });
         }
-        let compiled = cache::lookup(abi, &ret, args, fixed_args)?;
+        let compiled = cache::lookup(abi, ret.borrow(), args, fixed_args)?;
         Ok(Cif { compiled })
     }
 

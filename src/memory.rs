@@ -253,17 +253,21 @@ fn map_chunk(size: usize) -> Result<Chunk> {
     // SAFETY: the file is our private memfd of exactly `size` bytes, sealed
     // against resizing, so the mapping cannot be truncated under us.
     let mut rw = unsafe { opts.map_mut(&file) }.map_err(|e| io_error("mapping the RW view", &e))?;
-    // SAFETY: as above; this view is read-execute only.
-    let rx = unsafe { opts.map_exec(&file) }.map_err(|e| io_error("mapping the RX view", &e))?;
+    let rx = map_near(
+        size,
+        libc::PROT_READ | libc::PROT_EXEC,
+        libc::MAP_SHARED,
+        file.as_raw_fd(),
+    )
+    .map_err(|e| io_error("mapping the RX view", &e))?;
     let rw_ptr = NonNull::new(rw.as_mut_ptr()).ok_or_else(|| too_large(size))?;
-    let rx_ptr = NonNull::new(rx.as_ptr().cast_mut()).ok_or_else(|| too_large(size))?;
+    let rx_ptr = NonNull::new(rx).ok_or_else(|| too_large(size))?;
     // SAFETY: the RW view is `size` writable bytes that nothing else uses yet.
     unsafe { std::ptr::write_bytes(rw_ptr.as_ptr(), PAD_BYTE, size) };
     // Code memory lives for the process: forget the owners so nothing ever
     // unmaps it. The descriptor closes when `file` drops; the mappings keep
     // the memfd alive.
     std::mem::forget(rw);
-    std::mem::forget(rx);
     Ok(Chunk {
         rw: rw_ptr,
         rx: rx_ptr,
@@ -275,22 +279,80 @@ fn map_chunk(size: usize) -> Result<Chunk> {
 /// Maps `len` bytes (a multiple of the page size) of fresh anonymous RW
 /// memory.
 fn map_anon_rw(len: usize) -> Result<*mut u8> {
-    // SAFETY: a fresh anonymous private mapping; no existing memory is
-    // affected.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(os_error("mmap"));
+    map_near(
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+    )
+    .map_err(|e| io_error("mmap", &e))
+}
+
+const GIB: usize = 1 << 30;
+/// How far below jitffi's own code the placement search goes.
+const NEAR_SPAN: usize = 32 * GIB;
+
+/// Next address (exclusive end) to try placing code below; 0 once placement
+/// has been given up (no room, or a kernel without `MAP_FIXED_NOREPLACE`).
+static PLACEMENT: Mutex<Option<usize>> = Mutex::new(None);
+
+/// Maps `len` bytes (a page multiple), preferring addresses just below
+/// jitffi's own code.
+///
+/// Why: on some cores an indirect branch to a target far from the branch
+/// costs extra. Measured on this project's AMD Zen 4 machine: a stub
+/// mapped within 64 GiB of its caller and callee runs a `void(void)` call in
+/// 2.5 ns, the same stub in the default mmap area (2^45 bytes away from a
+/// PIE executable) in 4.1 ns, and a lone `jmp rdi` 1.6 ns vs 3.3 ns. The code
+/// that calls stubs (inlined `Cif::call_raw`, or the C API's `ffi_call`)
+/// lives in the same object as jitffi, and the functions it calls are often
+/// beside it, so "near jitffi" is the best single guess. The search walks
+/// down from there with `MAP_FIXED_NOREPLACE` (never clobbering a mapping),
+/// and falls back to any address.
+fn map_near(len: usize, prot: i32, flags: i32, fd: i32) -> std::io::Result<*mut u8> {
+    let mut cursor = PLACEMENT.lock().unwrap_or_else(|e| e.into_inner());
+    let home = (map_near as *const () as usize) & !(GIB - 1);
+    let floor = home.saturating_sub(NEAR_SPAN).max(GIB);
+    let mut next = *cursor.get_or_insert(home);
+    while next >= floor + len {
+        let want = next - len;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping:
+        // the call either maps fresh pages at `want` or fails.
+        let p = unsafe {
+            libc::mmap(
+                want as *mut c_void,
+                len,
+                prot,
+                flags | libc::MAP_FIXED_NOREPLACE,
+                fd,
+                0,
+            )
+        };
+        if p as usize == want {
+            *cursor = Some(want);
+            return Ok(p.cast());
+        }
+        if p != libc::MAP_FAILED {
+            // A kernel older than 4.17 treats the flag as a hint and put
+            // the pages elsewhere: keep them, stop trying to place.
+            *cursor = Some(0);
+            return Ok(p.cast());
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+            break;
+        }
+        // Occupied: skip to the next GiB boundary below.
+        next = (want & !(GIB - 1)).saturating_sub(if want % GIB == 0 { GIB } else { 0 });
     }
-    Ok(p.cast::<u8>())
+    *cursor = Some(0);
+    drop(cursor);
+    // SAFETY: a fresh mapping wherever the kernel likes; nothing existing is
+    // affected.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(p.cast())
 }
 
 /// Flips `p..p + len` (one mapping of ours) to RX; on failure unmaps it.
@@ -528,6 +590,24 @@ mod tests {
                 let p = arena.publish(&ret_imm(v)).unwrap();
                 assert_eq!(p as usize % BLOCK_ALIGN, 0);
                 assert_eq!(call(p), v, "{:?}", arena.strategy());
+            }
+        }
+    }
+
+    #[test]
+    fn code_lands_near_jitffi_under_both_strategies() {
+        // On this project's machines the range below the (PIE) test binary
+        // is free, so placement must succeed; elsewhere it may fall back.
+        let home = map_near as *const () as usize;
+        for arena in both() {
+            for _ in 0..3 {
+                let p = arena.publish(&ret_imm(5)).unwrap() as usize;
+                assert!(
+                    home.abs_diff(p) <= NEAR_SPAN + GIB,
+                    "{:?}: code at {p:#x}, jitffi at {home:#x}",
+                    arena.strategy()
+                );
+                assert_eq!(call(p as *const u8), 5);
             }
         }
     }

@@ -160,8 +160,10 @@ pub struct CallPlan {
     /// Bytes at the bottom of the argument area the callee may use as
     /// scratch (Win64's 32-byte home area); 0 elsewhere.
     pub shadow_space: u32,
-    /// Value the caller must put in `al` (SysV variadic calls: an upper
-    /// bound on the vector registers used); `None` when not needed.
+    /// Value the caller puts in `al`: the number of vector registers used.
+    /// SysV requires it for variadic calls; the SysV classifier sets it on
+    /// every call (as libffi does) so unprototyped and variadic callees work
+    /// through any cif. `None` where the ABI has no such register.
     pub vector_count: Option<u8>,
     /// The static-chain register, when the call passes one.
     pub static_chain: Option<Loc>,

@@ -96,6 +96,18 @@ pub fn jit_type(shape: &Shape) -> Type {
     }
 }
 
+/// jitffi's cif for a signature, through both constructors in turn (they
+/// must agree; the stub cache makes them share code).
+fn jit_cif(sig: &Signature, ret: Type, args: &[Type]) -> jitffi::Result<Cif> {
+    if args.len() % 2 == 1 {
+        return Cif::with_abi(jitffi::Abi::host(), ret, args, sig.fixed);
+    }
+    match sig.fixed {
+        Some(n) => Cif::new_variadic(ret, &args[..n], &args[n..]),
+        None => Cif::new(ret, args),
+    }
+}
+
 /// libffi type descriptions, alive as long as this value.
 #[derive(Default)]
 struct FfiTypes {
@@ -876,10 +888,7 @@ fn run_case_as(
             ));
         }
     }
-    let cif = match jit_sig.fixed {
-        Some(n) => Cif::new_variadic(jit_ret, &jit_args[..n], &jit_args[n..]),
-        None => Cif::new(jit_ret, &jit_args),
-    };
+    let cif = jit_cif(jit_sig, jit_ret, &jit_args);
     let cif = match cif {
         Ok(c) => Some(c),
         Err(e) => {
@@ -1132,7 +1141,13 @@ fn run_and_assert(default_count: u64, cfg: &Config) {
         RUN.with(|r| {
             let (seed, index) = r.get();
             let case = Case::generate(&mut SplitMix64::for_case(seed, index), cfg);
-            eprintln!("{case:#?}");
+            eprintln!("{case:#?}\nsignature: {}", case.sig);
+            let args: Vec<Type> = case.sig.args.iter().map(jit_type).collect();
+            let ret = case.sig.ret.as_ref().map_or_else(Type::void, jit_type);
+            match jit_cif(&case.sig, ret, &args) {
+                Ok(cif) => eprintln!("jitffi plan:\n{}", cif.plan()),
+                Err(e) => eprintln!("jitffi refused: {e}"),
+            }
         });
     }
     let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
@@ -1395,4 +1410,90 @@ fn fuzz_entry_accepts_any_bytes() {
         assert_eq!(case.values.len(), case.sig.args.len());
     }
     let _ = fuzz_one as fn(&[u8]);
+}
+
+/// The generator reaches every way a value can travel, often enough to
+/// matter; measured on jitffi's plans (for coverage, not correctness).
+#[test]
+fn generator_covers_the_calling_convention() {
+    use jitffi::plan::{ArgPass, Loc, RetPass};
+    let cfg = Config::default();
+    let n = 3000;
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for index in 0..n {
+        let case = Case::generate(&mut SplitMix64::for_case(0xc0ffee, index), &cfg);
+        let sig = &case.sig;
+        let args: Vec<Type> = sig.args.iter().map(jit_type).collect();
+        let ret = sig.ret.as_ref().map_or_else(Type::void, jit_type);
+        let Ok(cif) = jit_cif(sig, ret, &args) else {
+            continue;
+        };
+        let plan = cif.plan();
+        let mut seen = std::collections::BTreeSet::new();
+        if plan.is_variadic() {
+            seen.insert("variadic");
+        }
+        match &plan.ret.pass {
+            RetPass::Void => {}
+            RetPass::Indirect { .. } => {
+                seen.insert("sret");
+            }
+            RetPass::Direct(p) => {
+                if p.iter().any(|p| matches!(p.loc, Loc::X87(_))) {
+                    seen.insert("x87 return");
+                }
+                if p.iter().any(|p| matches!(p.loc, Loc::Gpr(_)))
+                    && p.iter().any(|p| matches!(p.loc, Loc::Vec(_)))
+                {
+                    seen.insert("mixed gpr+sse return");
+                }
+            }
+        }
+        for a in &plan.args {
+            let ArgPass::Direct(pieces) = &a.pass else {
+                continue;
+            };
+            let gpr = pieces.iter().any(|p| matches!(p.loc, Loc::Gpr(_)));
+            let vec = pieces.iter().any(|p| matches!(p.loc, Loc::Vec(_)));
+            let stack = pieces.iter().any(|p| matches!(p.loc, Loc::Stack(_)));
+            if gpr && vec {
+                seen.insert("struct split gpr+sse");
+            }
+            if stack && a.ty.is_aggregate() && a.ty.size() <= 16 {
+                seen.insert("small struct on the stack (registers exhausted)");
+            }
+            if stack && a.ty.size() > 16 {
+                seen.insert("large value on the stack");
+            }
+            if pieces.iter().any(|p| p.loc == Loc::Gpr(9)) {
+                seen.insert("last gpr (r9) used");
+            }
+            if pieces.iter().any(|p| p.loc == Loc::Vec(7)) {
+                seen.insert("last sse (xmm7) used");
+            }
+        }
+        for s in seen {
+            *counts.entry(s).or_default() += 1;
+        }
+    }
+    eprintln!("{counts:#?}");
+    // Floors well under what the generator reaches (see the printout).
+    let floors = [
+        ("variadic", 8),
+        ("sret", 8),
+        ("x87 return", 2),
+        ("mixed gpr+sse return", 2),
+        ("struct split gpr+sse", 10),
+        ("small struct on the stack (registers exhausted)", 5),
+        ("large value on the stack", 10),
+        ("last gpr (r9) used", 10),
+        ("last sse (xmm7) used", 3),
+    ];
+    for (what, percent) in floors {
+        let got = counts.get(what).copied().unwrap_or(0);
+        assert!(
+            got * 100 >= percent * n as usize,
+            "only {got} of {n} signatures reach {what:?} (want {percent}%)"
+        );
+    }
 }

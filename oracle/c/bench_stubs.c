@@ -21,6 +21,10 @@ NOINLINE double bench_s5(int a, double b, int64_t c, float d, void *e, int8_t f,
                          double h) {
     return a + b + (double)c + d + (double)(intptr_t)e + f + g + h;
 }
+/* gcc's SLP vectoriser turns this into two 8-byte stores reloaded as one
+ * 16-byte vector, a store-forwarding stall that costs ~15 ns and would
+ * swamp every S6 column; the scalar code is what DESIGN.md's figure measured. */
+__attribute__((optimize("no-tree-slp-vectorize")))
 NOINLINE s6_pair bench_s6(s6_pair x, s6_pair y) {
     s6_pair r = {x.a + y.a, x.b + y.b};
     return r;

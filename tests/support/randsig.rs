@@ -545,6 +545,8 @@ pub struct Config {
     pub long_double: bool,
     /// Generate complex types.
     pub complex: bool,
+    /// Favour floating-point scalars (to run out of vector registers).
+    pub floaty: bool,
 }
 
 impl Default for Config {
@@ -556,6 +558,7 @@ impl Default for Config {
             variadic: true,
             long_double: true,
             complex: true,
+            floaty: false,
         }
     }
 }
@@ -565,6 +568,13 @@ impl Config {
     /// calling conventions: structs of 1-32 bytes mixing floats and
     /// integers, and enough arguments to run out of registers.
     pub fn signature(&self, src: &mut impl Source) -> Signature {
+        if !self.floaty && src.chance(1, 5) {
+            let floaty = Config {
+                floaty: true,
+                ..self.clone()
+            };
+            return floaty.signature(src);
+        }
         let nargs = match src.weighted(&[3, 2, 4, 4]) {
             0 => src.range(0, 2.min(self.max_args)),
             1 => src.range(0, 4.min(self.max_args)),
@@ -604,7 +614,12 @@ impl Config {
     /// A random scalar.
     pub fn scalar(&self, src: &mut impl Source) -> Scalar {
         loop {
-            let s = match src.weighted(&[14, 12, 5, 3, 3, 3]) {
+            let weights = if self.floaty {
+                [4, 30, 2, 2, 4, 1]
+            } else {
+                [14, 12, 5, 3, 3, 3]
+            };
+            let s = match src.weighted(&weights) {
                 0 => [
                     Scalar::U8,
                     Scalar::I8,
@@ -661,6 +676,8 @@ impl Config {
             .map(|_| {
                 let shape = if depth < self.max_depth && src.chance(1, 5) {
                     self.struct_at(src, depth + 1, small)
+                } else if small && self.floaty && src.chance(2, 3) {
+                    Shape::Scalar([Scalar::F32, Scalar::F64][src.below(2) as usize])
                 } else if small && src.chance(4, 5) {
                     // Small scalars keep the struct within two eightbytes
                     // often enough to reach register classification.
