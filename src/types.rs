@@ -405,11 +405,18 @@ impl Type {
 }
 
 impl PartialEq for Type {
+    /// Shape equality. The same allocation (the common case on the cache's
+    /// hot path) answers without touching the tree.
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-            || (self.0.hash == other.0.hash
-                && self.0.size == other.0.size
-                && self.0.kind == other.0.kind)
+        Arc::ptr_eq(&self.0, &other.0) || self.same_shape(other)
+    }
+}
+
+impl Type {
+    #[inline(never)]
+    fn same_shape(&self, other: &Type) -> bool {
+        self.0.hash == other.0.hash && self.0.size == other.0.size && self.0.kind == other.0.kind
     }
 }
 

@@ -112,11 +112,10 @@ fn concurrent_preparation_converges_on_one_stub_per_shape() {
 }
 
 #[test]
-fn cif_clones_and_moves_across_threads() {
+fn cif_copies_and_moves_across_threads() {
     let cif = Cif::new(Type::i64(), &vec![Type::i64(); 3]).unwrap();
     std::thread::scope(|s| {
         for k in 0..4i64 {
-            let cif = cif.clone();
             s.spawn(move || {
                 let args = [k, k, k];
                 let avalue: Vec<*const c_void> =
