@@ -15,6 +15,15 @@ use jitffi::{Abi, Cif, Type};
 use jitffi_oracle::bench_stubs::*;
 use libffi::raw as ffi;
 
+/// The crate, under the name `native_ret` expects.
+mod jit {
+    pub use jitffi::*;
+}
+#[path = "../tests/support/native_ret.rs"]
+mod native_ret;
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
 /// A libffi type tree kept alive for the whole run.
 fn ffi_struct(members: &[*mut ffi::ffi_type]) -> *mut ffi::ffi_type {
     let mut elems: Vec<*mut ffi::ffi_type> = members.to_vec();
@@ -71,6 +80,8 @@ fn bytes_of<T>(v: &T) -> &[u8] {
 
 struct Case {
     name: &'static str,
+    /// Times the packed form, typed with this signature's return.
+    bench_packed: fn(&Case, &mut Group<'_>),
     target: *const c_void,
     stub: StubFn,
     cif: Cif,
@@ -79,8 +90,9 @@ struct Case {
 }
 
 impl Case {
-    fn new(
+    fn new<R>(
         name: &'static str,
+        _ret: std::marker::PhantomData<R>,
         target: *const c_void,
         stub: StubFn,
         ret: (Type, *mut ffi::ffi_type),
@@ -112,6 +124,7 @@ impl Case {
         let args = Args::new(&cif, values);
         Case {
             name,
+            bench_packed: Case::bench_packed::<R>,
             target,
             stub,
             cif,
@@ -136,7 +149,9 @@ impl Case {
                 r[1].as_mut_ptr().cast(),
                 self.args.avalue.as_ptr(),
             );
-            self.cif.call_packed(
+            native_ret::call_packed_into(
+                self.cif.plan(),
+                self.cif.packed_entry() as *const c_void,
                 self.target,
                 r[2].as_mut_ptr().cast(),
                 self.args.packed.as_ptr().cast(),
@@ -159,12 +174,27 @@ impl Case {
         }
     }
 
+    /// The packed form returns in the callee's registers: read them as `R`.
+    fn bench_packed<R>(&self, group: &mut Group<'_>) {
+        let cif = &self.cif;
+        let target = self.target;
+        let packed = self.args.packed.as_ptr().cast::<c_void>();
+        let mut rbuf = [0u128; 2];
+        let rvalue = rbuf.as_mut_ptr().cast::<c_void>();
+        group.bench_function("jitffi packed", |b| {
+            // SAFETY: the cif describes the target, `R` its return, and the
+            // packed buffer is laid out for this cif (see `verify`).
+            b.iter(|| unsafe {
+                cif.call_packed::<R>(black_box(target), black_box(rvalue), black_box(packed))
+            })
+        });
+    }
+
     fn bench_indirect(&mut self, c: &mut Criterion) {
         self.verify();
         let mut group = c.benchmark_group(self.name);
         let target = self.target;
         let avalue = self.args.avalue.as_ptr();
-        let packed = self.args.packed.as_ptr().cast::<c_void>();
         let mut rbuf = [0u128; 2];
         let rvalue = rbuf.as_mut_ptr().cast::<c_void>();
         let stub = self.stub;
@@ -179,12 +209,7 @@ impl Case {
                 cif.call_raw(black_box(target), black_box(rvalue), black_box(avalue))
             })
         });
-        group.bench_function("jitffi packed", |b| {
-            // SAFETY: as above, with the packed buffer laid out for this cif.
-            b.iter(|| unsafe {
-                cif.call_packed(black_box(target), black_box(rvalue), black_box(packed))
-            })
-        });
+        (self.bench_packed)(self, &mut group);
         let ffi_cif: *mut ffi::ffi_cif = &mut *self.ffi_cif;
         // SAFETY: `target` is a function pointer.
         let f = unsafe { std::mem::transmute::<*const c_void, unsafe extern "C" fn()>(target) };
@@ -239,6 +264,7 @@ fn cases() -> Vec<Case> {
     vec![
         Case::new(
             "S1",
+            std::marker::PhantomData::<()>,
             bench_s1 as *const c_void,
             bench_stub_s1,
             void_.clone(),
@@ -247,6 +273,7 @@ fn cases() -> Vec<Case> {
         ),
         Case::new(
             "S2",
+            std::marker::PhantomData::<i32>,
             bench_s2 as *const c_void,
             bench_stub_s2,
             i32_.clone(),
@@ -255,6 +282,7 @@ fn cases() -> Vec<Case> {
         ),
         Case::new(
             "S3",
+            std::marker::PhantomData::<f64>,
             bench_s3 as *const c_void,
             bench_stub_s3,
             f64_.clone(),
@@ -263,6 +291,7 @@ fn cases() -> Vec<Case> {
         ),
         Case::new(
             "S4",
+            std::marker::PhantomData::<i64>,
             bench_s4 as *const c_void,
             bench_stub_s4,
             i64_.clone(),
@@ -271,6 +300,7 @@ fn cases() -> Vec<Case> {
         ),
         Case::new(
             "S5",
+            std::marker::PhantomData::<f64>,
             bench_s5 as *const c_void,
             bench_stub_s5,
             f64_.clone(),
@@ -297,6 +327,7 @@ fn cases() -> Vec<Case> {
         ),
         Case::new(
             "S6",
+            std::marker::PhantomData::<S6Pair>,
             bench_s6 as *const c_void,
             bench_stub_s6,
             pair.clone(),
@@ -305,6 +336,7 @@ fn cases() -> Vec<Case> {
         ),
         Case::new(
             "S7",
+            std::marker::PhantomData::<*mut c_void>,
             bench_s7 as *const c_void,
             bench_stub_s7,
             quad.clone(),
@@ -313,6 +345,7 @@ fn cases() -> Vec<Case> {
         ),
         Case::new(
             "S8",
+            std::marker::PhantomData::<i32>,
             bench_s8 as *const c_void,
             bench_stub_s8,
             i32_.clone(),

@@ -23,7 +23,9 @@ use crate::types::Type;
 /// `void stub(void *fn, void *rvalue, void **avalue)`.
 pub type RawEntry =
     unsafe extern "C" fn(*const libc::c_void, *mut libc::c_void, *const *const libc::c_void);
-/// `void stub(void *fn, void *rvalue, const void *packed_args)`.
+/// `R stub(void *fn, void *rvalue, const void *packed_args)`: returns what
+/// `fn` returns, in its registers (transmute to a typed pointer to read it);
+/// `rvalue` is the buffer of a value returned in memory, unused otherwise.
 pub type PackedEntry =
     unsafe extern "C" fn(*const libc::c_void, *mut libc::c_void, *const libc::c_void);
 

@@ -186,14 +186,26 @@ impl Cif {
         unsafe { (self.compiled.raw_entry)(f, rvalue, avalue) }
     }
 
-    /// Calls `f` with arguments packed in one buffer: argument `i` at byte
-    /// [`Cif::packed_offsets`]`[i]` of `args`. This skips the pointer per
-    /// argument of the libffi form, for VMs that marshal into a buffer.
+    /// Calls `f` with its arguments packed in one buffer (argument `i` at
+    /// byte [`Cif::packed_offsets`]`[i]` of `args`) and returns the result
+    /// the way `f` returned it.
+    ///
+    /// This is the form for VMs and JITs: no pointer per argument, no store
+    /// of the result. Where the signature allows (no stack arguments) the
+    /// stub is a handful of loads and a jump into `f`, which then returns
+    /// straight here. `R` is the Rust type whose `extern "C"` return matches
+    /// the cif's return type: `()` for void, the primitive for scalars, a
+    /// `#[repr(C)]` struct for aggregates returned in registers. A value the
+    /// ABI returns in memory (sret) is written to `rvalue`, which must then
+    /// be valid; `R` may be `*mut c_void` to receive that address back.
+    /// Elsewhere `rvalue` is unused. (`long double` results, which Rust
+    /// cannot name, need the libffi form.)
     ///
     /// # Safety
-    /// As [`Cif::call_raw`], with `args` valid for [`Cif::packed_size`]
-    /// bytes, aligned to 16, holding values of the argument types at the
-    /// packed offsets.
+    /// `f` must be a function with exactly this cif's signature and ABI;
+    /// `args` must be valid for [`Cif::packed_size`] bytes, aligned to 16,
+    /// holding values of the argument types at the packed offsets; `R` must
+    /// be returned exactly as the cif's return type is.
     ///
     /// ```
     /// use jitffi::{Cif, Type};
@@ -202,14 +214,33 @@ impl Cif {
     /// assert_eq!(cif.packed_offsets(), &[0, 8]);
     /// #[repr(C, align(16))] struct Buf([i64; 2]);
     /// let buf = Buf([50, 8]);
-    /// let mut r = 0i64;
-    /// unsafe { cif.call_packed(sub as *const _, &mut r as *mut i64 as *mut _, &buf as *const Buf as *const _) };
+    /// let r: i64 = unsafe {
+    ///     cif.call_packed(sub as *const _, std::ptr::null_mut(), &buf as *const Buf as *const _)
+    /// };
     /// assert_eq!(r, 42);
     /// ```
     #[inline]
-    pub unsafe fn call_packed(&self, f: *const c_void, rvalue: *mut c_void, args: *const c_void) {
-        // SAFETY: forwarded to the caller's contract.
-        unsafe { (self.compiled.packed_entry)(f, rvalue, args) }
+    pub unsafe fn call_packed<R>(
+        &self,
+        f: *const c_void,
+        rvalue: *mut c_void,
+        args: *const c_void,
+    ) -> R {
+        debug_assert!(
+            std::mem::size_of::<R>() == 0
+                || std::mem::size_of::<R>() == self.ret().size()
+                || std::mem::size_of::<R>() == std::mem::size_of::<*mut c_void>(),
+            "R does not have the size of the cif's return type"
+        );
+        // SAFETY: the stub has this entry signature and returns in the
+        // callee's registers; the caller promises `R` matches them.
+        unsafe {
+            let entry = std::mem::transmute::<
+                PackedEntry,
+                unsafe extern "C" fn(*const c_void, *mut c_void, *const c_void) -> R,
+            >(self.compiled.packed_entry);
+            entry(f, rvalue, args)
+        }
     }
 
     /// Typed convenience call: checks the argument count, every argument

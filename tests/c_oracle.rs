@@ -13,6 +13,13 @@ use jitffi::{Cif, Type, TypeKind};
 use jitffi_oracle::discipline::{self, ProbeState};
 use jitffi_oracle::oracles::{self, DirectFn, Record};
 
+/// The crate, under the name `support/native_ret.rs` expects.
+mod jit {
+    pub use jitffi::*;
+}
+#[path = "support/native_ret.rs"]
+mod native_ret;
+
 // ------------------------------------------------------------------ types
 
 fn void() -> Type {
@@ -779,7 +786,15 @@ fn run_case(case: &Case, mode: Mode, seed: u64) -> Vec<String> {
             let packed_before = packed.bytes().to_vec();
             // SAFETY: as for call_raw, with the arguments at the packed
             // offsets of a 16-aligned buffer of `packed_size` bytes.
-            unsafe { cif.call_packed(case.func, ret_jit.ptr(), packed.ptr()) };
+            unsafe {
+                native_ret::call_packed_into(
+                    cif.plan(),
+                    cif.packed_entry() as *const c_void,
+                    case.func,
+                    ret_jit.ptr(),
+                    packed.ptr(),
+                )
+            };
             if packed.bytes() != packed_before {
                 errs.push("the packed argument buffer was modified".into());
             }

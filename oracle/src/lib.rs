@@ -4,5 +4,6 @@
 #![allow(missing_docs)]
 
 pub mod bench_stubs;
+pub mod capture;
 pub mod discipline;
 pub mod oracles;

@@ -13,8 +13,10 @@ pub enum EntryForm {
     /// `void stub(void *fn, void *rvalue, void **avalue)`: libffi's
     /// `ffi_call` contract.
     Libffi,
-    /// `void stub(void *fn, void *rvalue, const void *args)`: argument `i`
-    /// sits at `plan.packed_offsets[i]` of one buffer.
+    /// `R stub(void *fn, void *rvalue, const void *args)`: argument `i`
+    /// sits at `plan.packed_offsets[i]` of one buffer, and the result comes
+    /// back in the callee's own return registers (`rvalue` is only the
+    /// buffer of a value returned in memory, and must then be valid).
     Packed,
 }
 

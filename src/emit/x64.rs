@@ -2,9 +2,20 @@
 //!
 //! The stub is a SysV function `stub(fn, rvalue, args)` (see
 //! [`EntryForm`]). It knows no ABI: it moves every piece of every argument
-//! to the location the plan names, calls `fn`, and stores the plan's return
-//! pieces. The code is straight-line: the only branch is the null-`rvalue`
-//! test (and, for frames over a page, a fixed-count stack-probe loop).
+//! to the location the plan names, calls `fn`, and (libffi form) stores the
+//! plan's return pieces; the packed form leaves the return registers as the
+//! callee set them. The code is straight-line: the only branch is the
+//! null-`rvalue` test (and, for frames over a page, a fixed-count
+//! stack-probe loop).
+//!
+//! Two shapes:
+//!
+//! - *Tail stubs*, when nothing needs a frame (no stack arguments, no
+//!   temporaries) and nothing happens after the call (the packed form, or a
+//!   void return): `mov [rsp-8], rdi` (the red zone), `mov r10, rdx`, the
+//!   register loads, `al`, `jmp [rsp-8]`. The callee returns straight to
+//!   our caller. S2 in the packed form is 7 instructions.
+//! - *Framed stubs*, everything else, laid out below.
 //!
 //! Order inside the stub: stack pieces and Indirect copies first (copies
 //! may use `rep movsb`, which clobbers `rdi`/`rsi`/`rcx`, and `xmm0`/`rax`),
@@ -65,6 +76,7 @@ const RBP: u8 = 5;
 const R10: u8 = 10;
 const R11: u8 = 11;
 const R12: u8 = 12;
+const RSI: u8 = 6;
 
 /// Registers the stub keeps for itself while arguments are loaded.
 const RESERVED_ARG: [u8; 7] = [RAX, RBX, RSP, RBP, R10, R11, R12];
@@ -167,7 +179,7 @@ struct Frame {
 }
 
 impl Frame {
-    fn layout(plan: &CallPlan) -> Result<Frame> {
+    fn layout(plan: &CallPlan, form: EntryForm) -> Result<Frame> {
         let mut cursor = u64::from(plan.stack_bytes);
         let mut arg_temps = Vec::with_capacity(plan.args.len());
         for a in &plan.args {
@@ -179,14 +191,17 @@ impl Frame {
                 arg_temps.push(None);
             }
         }
-        let sret_temp = if let RetPass::Indirect { .. } = plan.ret.pass {
-            cursor = round16(cursor);
-            let at = cursor;
-            cursor += plan.ret.ty.size() as u64;
-            Some(at)
-        } else {
-            None
-        };
+        // The packed form requires a real buffer for memory returns; only
+        // the libffi form accepts a null rvalue there.
+        let sret_temp =
+            if let (RetPass::Indirect { .. }, EntryForm::Libffi) = (&plan.ret.pass, form) {
+                cursor = round16(cursor);
+                let at = cursor;
+                cursor += plan.ret.ty.size() as u64;
+                Some(at)
+            } else {
+                None
+            };
         let size = round16(cursor);
         if size > MAX_FRAME {
             return Err(asm_err(format!(
@@ -205,6 +220,9 @@ struct Emitter<'a> {
     ops: Ops,
     plan: &'a CallPlan,
     form: EntryForm,
+    /// No frame: the stub jumps to `fn` instead of calling it (see
+    /// [`compile_call`]).
+    tail: bool,
     /// The argument whose address `r11` holds (libffi form).
     r11_arg: Option<usize>,
 }
@@ -216,11 +234,17 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
     }
     plan.check()
         .map_err(|e| asm_err(format!("inconsistent plan: {e}")))?;
-    let frame = Frame::layout(plan)?;
+    check_return(plan)?;
+    let frame = Frame::layout(plan, form)?;
+    // With nothing in the frame and nothing to do after the call, the stub
+    // loads the arguments and jumps: no frame, no second return.
+    let tail =
+        frame.size == 0 && (form == EntryForm::Packed || matches!(plan.ret.pass, RetPass::Void));
     let mut e = Emitter {
         ops: VecAssembler::new(0),
         plan,
         form,
+        tail,
         r11_arg: None,
     };
     e.prologue(&frame)?;
@@ -228,8 +252,12 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
     e.pointer_phase(&frame)?;
     e.register_phase()?;
     e.call();
-    e.store_return()?;
-    e.epilogue(&frame);
+    if !tail {
+        if form == EntryForm::Libffi {
+            e.store_return()?;
+        }
+        e.epilogue(&frame);
+    }
     e.ops
         .finalize()
         .map_err(|err| asm_err(format!("dynasm: {err}")))
@@ -239,6 +267,16 @@ impl Emitter<'_> {
     fn prologue(&mut self, frame: &Frame) -> Result<()> {
         let ops = &mut self.ops;
         ops.extend(ENDBR64);
+        if self.tail {
+            // `fn` waits in the red zone (SysV guarantees 128 bytes below
+            // rsp that nothing else, signal handlers included, touches):
+            // every scratch register is spoken for.
+            asm!(ops ; mov [rsp - 8], rdi);
+            if !self.plan.args.is_empty() {
+                asm!(ops ; mov r10, rdx);
+            }
+            return Ok(());
+        }
         asm!(ops
             ; push rbp
             ; mov rbp, rsp
@@ -427,7 +465,13 @@ impl Emitter<'_> {
                 Loc::Gpr(r) => {
                     check_arg_gpr(usize::MAX, r)?;
                     let ops = &mut self.ops;
-                    asm!(ops ; mov Rq(r), rbx);
+                    if !self.tail {
+                        asm!(ops ; mov Rq(r), rbx);
+                    } else if r != RSI {
+                        // Tail stubs keep rvalue where it arrived; no
+                        // argument register has been loaded yet.
+                        asm!(ops ; mov Rq(r), rsi);
+                    }
                 }
                 Loc::Stack(off) => {
                     let dst = self.stack_slot(usize::MAX, off)?;
@@ -543,7 +587,11 @@ impl Emitter<'_> {
             Some(n) => asm!(ops ; mov eax, i32::from(n)),
             None => {}
         }
-        asm!(ops ; call r12);
+        if self.tail {
+            asm!(ops ; jmp QWORD [rsp - 8]);
+        } else {
+            asm!(ops ; call r12);
+        }
     }
 
     fn store_return(&mut self) -> Result<()> {
@@ -554,28 +602,7 @@ impl Emitter<'_> {
         if pieces.is_empty() {
             return Ok(());
         }
-        let ret_size = plan.ret.ty.size() as u64;
-        let mut x87: Vec<&Piece> = pieces
-            .iter()
-            .filter(|p| matches!(p.loc, Loc::X87(_)))
-            .collect();
-        x87.sort_by_key(|p| match p.loc {
-            Loc::X87(n) => n,
-            _ => 0,
-        });
-        for (k, p) in x87.iter().enumerate() {
-            if p.loc != Loc::X87(k as u8) {
-                return Err(asm_err(format!(
-                    "return: x87 pieces must be st0, st1, ... in order, found {:?}",
-                    p.loc
-                )));
-            }
-            if !(10..=16).contains(&p.size) || u64::from(p.offset) + 10 > ret_size {
-                return Err(asm_err(format!(
-                    "return: x87 piece {p:?} does not fit a {ret_size}-byte value"
-                )));
-            }
-        }
+        let x87 = x87_in_order(pieces);
 
         // Short jumps when the skipped stores surely fit in rel8 (a store
         // is at most 21 bytes, see `store_gpr`).
@@ -590,29 +617,8 @@ impl Emitter<'_> {
         for p in pieces {
             let m = Mem::new(Base::Rbx, u64::from(p.offset))?;
             match p.loc {
-                Loc::Gpr(r) => {
-                    if RESERVED_RET.contains(&r) || r > 15 {
-                        return Err(asm_err(format!(
-                            "return: register {r} is reserved by the stub"
-                        )));
-                    }
-                    let end = u64::from(p.offset)
-                        + if p.ext == Ext::None {
-                            u64::from(p.size)
-                        } else {
-                            8
-                        };
-                    if end > ret_size.max(8) || (p.ext == Ext::None && end > ret_size) {
-                        return Err(asm_err(format!(
-                            "return: piece {p:?} does not fit a {ret_size}-byte value"
-                        )));
-                    }
-                    self.store_gpr(r, m, p.size, p.ext)?;
-                }
+                Loc::Gpr(r) => self.store_gpr(r, m, p.size, p.ext)?,
                 Loc::Vec(r) => {
-                    if r > 15 || p.ext != Ext::None || u64::from(p.offset + p.size) > ret_size {
-                        return Err(asm_err(format!("return: cannot store {p:?}")));
-                    }
                     let ops = &mut self.ops;
                     match p.size {
                         4 => mem!(ops, m, [movss DWORD], [, Rx(r)]),
@@ -721,6 +727,76 @@ impl Emitter<'_> {
     }
 }
 
+/// The x87 return pieces, in register-stack order (st0 first).
+fn x87_in_order(pieces: &[Piece]) -> Vec<&Piece> {
+    let mut x87: Vec<&Piece> = pieces
+        .iter()
+        .filter(|p| matches!(p.loc, Loc::X87(_)))
+        .collect();
+    x87.sort_by_key(|p| match p.loc {
+        Loc::X87(n) => n,
+        _ => 0,
+    });
+    x87
+}
+
+/// Refuses return plans no stub can honour, in either entry form (the
+/// packed form leaves the registers to its caller, but a plan asking for a
+/// value in `rbx` or in `st1` alone is wrong whoever reads it).
+fn check_return(plan: &CallPlan) -> Result<()> {
+    let RetPass::Direct(pieces) = &plan.ret.pass else {
+        return Ok(());
+    };
+    let ret_size = plan.ret.ty.size() as u64;
+    for (k, p) in x87_in_order(pieces).iter().enumerate() {
+        if p.loc != Loc::X87(k as u8) {
+            return Err(asm_err(format!(
+                "return: x87 pieces must be st0, st1, ... in order, found {:?}",
+                p.loc
+            )));
+        }
+        if !(10..=16).contains(&p.size) || u64::from(p.offset) + 10 > ret_size {
+            return Err(asm_err(format!(
+                "return: x87 piece {p:?} does not fit a {ret_size}-byte value"
+            )));
+        }
+    }
+    for p in pieces {
+        match p.loc {
+            Loc::Gpr(r) => {
+                if RESERVED_RET.contains(&r) || r > 15 {
+                    return Err(asm_err(format!(
+                        "return: register {r} is reserved by the stub"
+                    )));
+                }
+                let end = u64::from(p.offset)
+                    + if p.ext == Ext::None {
+                        u64::from(p.size)
+                    } else {
+                        8
+                    };
+                if end > ret_size.max(8) || (p.ext == Ext::None && end > ret_size) {
+                    return Err(asm_err(format!(
+                        "return: piece {p:?} does not fit a {ret_size}-byte value"
+                    )));
+                }
+            }
+            Loc::Vec(r) => {
+                if r > 15
+                    || p.ext != Ext::None
+                    || !matches!(p.size, 4 | 8)
+                    || u64::from(p.offset + p.size) > ret_size
+                {
+                    return Err(asm_err(format!("return: cannot store {p:?}")));
+                }
+            }
+            Loc::X87(_) => {}
+            Loc::Stack(_) => return Err(asm_err("return: piece on the stack")),
+        }
+    }
+    Ok(())
+}
+
 fn who(i: usize) -> String {
     if i == usize::MAX {
         "the return buffer".into()
@@ -776,9 +852,21 @@ fn move_16(ops: &mut Ops, src: Mem, dst: Mem) {
     mem!(ops, dst, [movups OWORD], [, xmm0]);
 }
 
+/// The crate, under the name `native_ret` expects.
+#[cfg(test)]
+mod jit {
+    pub use crate::*;
+}
+/// Reads the packed form's native return (shared with the integration tests).
+#[cfg(test)]
+#[path = "../../tests/support/native_ret.rs"]
+mod native_ret;
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
+
+    use super::native_ret;
     use std::ffi::c_void;
 
     use super::*;
@@ -960,7 +1048,15 @@ mod tests {
         let mut r2 = RetBuf([SENTINEL; 64]);
         // SAFETY: per this function's contract; `buf` holds the arguments
         // at the plan's packed offsets.
-        unsafe { packed(f, r2.0.as_mut_ptr().cast(), buf.as_ptr().cast()) };
+        unsafe {
+            native_ret::call_packed_into(
+                plan,
+                packed as *const c_void,
+                f,
+                r2.0.as_mut_ptr().cast(),
+                buf.as_ptr().cast(),
+            )
+        };
         let second = Outcome {
             ret: r2.0.to_vec(),
             seen: take_seen(),
@@ -988,7 +1084,15 @@ mod tests {
         let first = take_seen();
         let buf = pack(plan, args);
         // SAFETY: as above, packed form.
-        unsafe { packed(f, std::ptr::null_mut(), buf.as_ptr().cast()) };
+        unsafe {
+            native_ret::call_packed_into(
+                plan,
+                packed as *const c_void,
+                f,
+                std::ptr::null_mut(),
+                buf.as_ptr().cast(),
+            )
+        };
         assert_eq!(first, take_seen());
         first
     }
@@ -1423,19 +1527,12 @@ mod tests {
         p.vector_count = Some(0);
         let code = compile_call(&p, EntryForm::Libffi).unwrap();
         #[rustfmt::skip]
+        // A tail stub: fn parked in the red zone, al set, jump.
         let expected: &[u8] = &[
-            0xF3, 0x0F, 0x1E, 0xFA, // endbr64
-            0x55,                   // push rbp
-            0x48, 0x89, 0xE5,       // mov rbp, rsp
-            0x53,                   // push rbx
-            0x41, 0x54,             // push r12
-            0x49, 0x89, 0xFC,       // mov r12, rdi
-            0x31, 0xC0,             // xor eax, eax
-            0x41, 0xFF, 0xD4,       // call r12
-            0x41, 0x5C,             // pop r12
-            0x5B,                   // pop rbx
-            0x5D,                   // pop rbp
-            0xC3,                   // ret
+            0xF3, 0x0F, 0x1E, 0xFA,       // endbr64
+            0x48, 0x89, 0x7C, 0x24, 0xF8, // mov [rsp-8], rdi
+            0x31, 0xC0,                   // xor eax, eax
+            0xFF, 0x64, 0x24, 0xF8,       // jmp QWORD [rsp-8]
         ];
         assert_eq!(code, expected);
         assert_eq!(compile_call(&p, EntryForm::Packed).unwrap(), expected);
@@ -1919,13 +2016,22 @@ mod tests {
         take_seen();
         // SAFETY: the callee reads registers of the right classes; the
         // buffer holds each argument at its packed offset.
-        unsafe {
-            raw(
+        // The packed form hands back the callee's rax untouched.
+        let packed = unsafe {
+            std::mem::transmute::<
+                Stub,
+                unsafe extern "C" fn(*const c_void, *mut c_void, *const c_void) -> i64,
+            >(raw)
+        };
+        // SAFETY: as above.
+        let r = unsafe {
+            packed(
                 check_mixed as *const c_void,
                 ret.as_mut_ptr().cast(),
                 buf.as_ptr().cast(),
             )
         };
+        ret = r.to_le_bytes();
         assert_eq!(
             take_seen(),
             [
@@ -2145,7 +2251,17 @@ mod tests {
                     EntryForm::Libffi => args.as_ptr().cast(),
                     EntryForm::Packed => packed.as_ptr().cast(),
                 };
+                let x87_result = matches!(&p.ret.pass, RetPass::Direct(ps) if ps.iter().any(|q| matches!(q.loc, Loc::X87(_))));
+                if form == EntryForm::Packed && x87_result {
+                    // The packed form leaves st0 for its caller to pop; the
+                    // guard would (rightly) report the unbalanced stack.
+                    continue;
+                }
+                let sret = matches!(p.ret.pass, RetPass::Indirect { .. });
                 for rvalue in [RetBuf([0; 64]).0.as_mut_ptr(), std::ptr::null_mut()] {
+                    if form == EntryForm::Packed && sret && rvalue.is_null() {
+                        continue; // the packed form requires a buffer there
+                    }
                     // SAFETY: the guard calls the stub with these arguments,
                     // which match the callee's signature.
                     let clobbered = unsafe { jitffi_emit_test_guard(s, f, rvalue.cast(), a) };
