@@ -1,6 +1,23 @@
 //! Calling conventions and instruction sets.
+//!
+//! An [`Abi`] says how a call passes its values (which registers, which
+//! stack slots); an [`Arch`] says which instructions the stub is made of.
+//! Every stage after [`crate::types`] takes an `Abi`: the classifier picks
+//! its rules from it, the emitter its instruction set from [`Abi::arch`].
+//!
+//! ```
+//! use jitffi::{Abi, Arch};
+//! assert_eq!(Abi::Win64.arch(), Arch::X86_64);
+//! assert_eq!(Abi::Aapcs64.name(), "aapcs64");
+//! ```
 
 /// An instruction set architecture jitffi can emit code for.
+///
+/// ```
+/// use jitffi::{Abi, Arch};
+/// assert_eq!(Abi::SysV64.arch(), Arch::X86_64);
+/// assert_ne!(Arch::X86_64, Arch::Aarch64);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Arch {
     /// x86-64 (AMD64).
@@ -11,6 +28,13 @@ pub enum Arch {
 
 impl Arch {
     /// The architecture this program runs on, if jitffi supports it.
+    ///
+    /// ```
+    /// use jitffi::Arch;
+    /// if cfg!(target_arch = "x86_64") {
+    ///     assert_eq!(Arch::host(), Some(Arch::X86_64));
+    /// }
+    /// ```
     pub const fn host() -> Option<Arch> {
         if cfg!(target_arch = "x86_64") {
             Some(Arch::X86_64)
@@ -24,6 +48,13 @@ impl Arch {
 
 /// A calling convention. The numbering of the C layer follows libffi's
 /// `ffi_abi`; this enum is independent of it.
+///
+/// ```
+/// use jitffi::Abi;
+/// // The two Microsoft flavours share registers and differ in `long double`.
+/// assert_eq!(Abi::Win64.arch(), Abi::GnuW64.arch());
+/// assert_ne!(Abi::Win64, Abi::GnuW64);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Abi {
     /// The System V AMD64 psABI (Linux, BSD, macOS on x86-64).
@@ -39,6 +70,14 @@ pub enum Abi {
 
 impl Abi {
     /// The default ABI of the host (`FFI_DEFAULT_ABI`).
+    ///
+    /// ```
+    /// use jitffi::{Abi, Arch};
+    /// assert_eq!(Some(Abi::host().arch()), Arch::host());
+    /// if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+    ///     assert_eq!(Abi::host(), Abi::SysV64);
+    /// }
+    /// ```
     pub const fn host() -> Abi {
         if cfg!(target_arch = "aarch64") {
             Abi::Aapcs64
@@ -50,6 +89,12 @@ impl Abi {
     }
 
     /// The instruction set this ABI belongs to.
+    ///
+    /// ```
+    /// use jitffi::{Abi, Arch};
+    /// assert_eq!(Abi::GnuW64.arch(), Arch::X86_64);
+    /// assert_eq!(Abi::Aapcs64.arch(), Arch::Aarch64);
+    /// ```
     pub const fn arch(self) -> Arch {
         match self {
             Abi::SysV64 | Abi::Win64 | Abi::GnuW64 => Arch::X86_64,
@@ -58,6 +103,13 @@ impl Abi {
     }
 
     /// Short lowercase name used in plan listings (`sysv64`, `win64`...).
+    ///
+    /// ```
+    /// use jitffi::{classify::classify, Abi, Type};
+    /// assert_eq!(Abi::SysV64.name(), "sysv64");
+    /// let plan = classify(Abi::SysV64, &Type::void(), &[], None).unwrap();
+    /// assert!(plan.to_string().starts_with("sysv64 "));
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Abi::SysV64 => "sysv64",

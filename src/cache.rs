@@ -6,6 +6,14 @@
 //! candidates. Only a miss classifies and emits; the write lock is taken
 //! after the (slow) compilation, so misses on different shapes do not
 //! serialise behind each other's code generation.
+//!
+//! ```
+//! use jitffi::{cache, Abi, Type};
+//! let pair = || Type::structure([Type::f64(), Type::f64()]).unwrap();
+//! let a = cache::lookup(Abi::host(), &pair(), &[pair()], None).unwrap();
+//! let b = cache::lookup(Abi::host(), &pair(), &[pair()], None).unwrap();
+//! assert!(std::ptr::eq(a, b)); // same shape, same compiled stubs
+//! ```
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,15 +29,50 @@ use crate::plan::CallPlan;
 use crate::types::Type;
 
 /// `void stub(void *fn, void *rvalue, void **avalue)`.
+///
+/// ```
+/// use jitffi::{cache, Abi, Type};
+/// use std::ffi::c_void;
+/// extern "C" fn neg(x: i32) -> i32 { -x }
+/// let c = cache::lookup(Abi::host(), &Type::i32(), &[Type::i32()], None).unwrap();
+/// let (x, mut r) = (5i32, 0i64); // a narrow int comes back widened to 8 bytes
+/// let avalue = [&x as *const i32 as *const c_void];
+/// // SAFETY: `neg` is int(int), `avalue` points at one int, `r` has 8 bytes.
+/// unsafe { (c.raw_entry)(neg as *const c_void, &mut r as *mut i64 as *mut c_void, avalue.as_ptr()) };
+/// assert_eq!(r, -5);
+/// ```
 pub type RawEntry =
     unsafe extern "C" fn(*const libc::c_void, *mut libc::c_void, *const *const libc::c_void);
 /// `R stub(void *fn, void *rvalue, const void *packed_args)`: returns what
 /// `fn` returns, in its registers (transmute to a typed pointer to read it);
 /// `rvalue` is the buffer of a value returned in memory, unused otherwise.
+///
+/// ```
+/// use jitffi::{cache::{self, PackedEntry}, Abi, Type};
+/// use std::ffi::c_void;
+/// type Typed = unsafe extern "C" fn(*const c_void, *mut c_void, *const c_void) -> f64;
+/// extern "C" fn add(a: f64, b: f64) -> f64 { a + b }
+/// #[repr(C, align(16))] struct Buf([f64; 2]);
+/// let c = cache::lookup(Abi::host(), &Type::f64(), &[Type::f64(), Type::f64()], None).unwrap();
+/// // SAFETY: the stub leaves `add`'s double in its return register, as `Typed` reads it.
+/// let entry = unsafe { std::mem::transmute::<PackedEntry, Typed>(c.packed_entry) };
+/// let buf = Buf([1.5, 2.0]); // at the packed offsets 0 and 8
+/// // SAFETY: `add` is double(double, double); `buf` holds both arguments, 16-aligned.
+/// let r = unsafe { entry(add as *const c_void, std::ptr::null_mut(), &buf as *const Buf as *const c_void) };
+/// assert_eq!(r, 3.5);
+/// ```
 pub type PackedEntry =
     unsafe extern "C" fn(*const libc::c_void, *mut libc::c_void, *const libc::c_void);
 
 /// The compiled form of one signature shape.
+///
+/// ```
+/// use jitffi::{cache, Abi, Type};
+/// let c = cache::lookup(Abi::host(), &Type::void(), &[Type::pointer()], None).unwrap();
+/// assert_eq!((c.args.len(), c.fixed_args), (1, None));
+/// assert!(c.ret.is_void() && c.code_bytes > 0);
+/// assert_eq!(c.plan.arg_count(), 1);
+/// ```
 #[derive(Debug)]
 pub struct Compiled {
     /// The signature's ABI.
@@ -132,6 +175,14 @@ fn signature_hash(abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>
 
 /// Returns the compiled stubs for a signature, compiling them on first use.
 /// Every caller asking for the same shape gets the same `&'static`.
+///
+/// ```
+/// use jitffi::{cache, Abi, Type};
+/// let a = cache::lookup(Abi::host(), &Type::i64(), &[Type::i64(), Type::f32()], None).unwrap();
+/// let b = cache::lookup(Abi::host(), &Type::i64(), &[Type::i64(), Type::f32()], None).unwrap();
+/// assert!(std::ptr::eq(a, b));
+/// assert_eq!(a.raw_entry as usize, b.raw_entry as usize);
+/// ```
 pub fn lookup(
     abi: Abi,
     ret: &Type,
@@ -195,6 +246,15 @@ fn lookup_shared(
 /// Classifies, emits and publishes a signature without consulting or
 /// filling the cache: the cold path of [`lookup`], exposed for benchmarks
 /// and tools. Every call publishes new code that is never freed.
+///
+/// ```
+/// use jitffi::{cache, Abi, Type};
+/// let before = cache::len();
+/// let fresh = cache::compile_uncached(Abi::host(), &Type::u8(), &[Type::u8()], None).unwrap();
+/// assert_eq!(cache::len(), before); // the cache is untouched
+/// let shared = cache::lookup(Abi::host(), &Type::u8(), &[Type::u8()], None).unwrap();
+/// assert_ne!(fresh.raw_entry as usize, shared.raw_entry as usize); // separate code
+/// ```
 pub fn compile_uncached(
     abi: Abi,
     ret: &Type,
@@ -205,6 +265,14 @@ pub fn compile_uncached(
 }
 
 /// Number of distinct signature shapes compiled so far.
+///
+/// ```
+/// use jitffi::{cache, Abi, Type};
+/// let before = cache::len();
+/// cache::lookup(Abi::host(), &Type::i16(), &[Type::u64(), Type::i16()], None).unwrap();
+/// cache::lookup(Abi::host(), &Type::i16(), &[Type::u64(), Type::i16()], None).unwrap();
+/// assert_eq!(cache::len(), before + 1); // one new shape, compiled once
+/// ```
 pub fn len() -> usize {
     CACHE
         .read()

@@ -1,4 +1,17 @@
 //! Prepared call interfaces: the public face of outgoing calls.
+//!
+//! The last stage of the pipeline: a [`Cif`] asks [`crate::cache`] for the
+//! stubs of its signature (classifying and emitting them on first use) and
+//! calls through them in one of three forms: typed ([`Cif::call`]), libffi's
+//! ([`Cif::call_raw`]) or packed ([`Cif::call_packed`]).
+//!
+//! ```
+//! use jitffi::{Arg, Cif, Type};
+//! extern "C" fn mul(a: i64, b: i64) -> i64 { a * b }
+//! let cif = Cif::new(Type::i64(), &[Type::i64(), Type::i64()]).unwrap();
+//! let r: i64 = unsafe { cif.call(mul as *const _, &[Arg::new(&6i64), Arg::new(&7i64)]) }.unwrap();
+//! assert_eq!(r, 42);
+//! ```
 
 use std::borrow::Borrow;
 use std::ffi::c_void;
@@ -14,6 +27,12 @@ use crate::types::Type;
 pub use crate::cache::{PackedEntry, RawEntry};
 
 /// Most arguments a signature may have.
+///
+/// ```
+/// use jitffi::{Cif, Error, Type, MAX_ARGS};
+/// let e = Cif::new(Type::void(), &vec![Type::i32(); MAX_ARGS + 1]).unwrap_err();
+/// assert_eq!(e, Error::TooManyArguments { count: MAX_ARGS + 1, max: MAX_ARGS });
+/// ```
 pub const MAX_ARGS: usize = 1024;
 
 /// A prepared call interface: a signature compiled to native call stubs.
@@ -89,21 +108,46 @@ impl Cif {
     }
 
     /// The calling convention.
+    ///
+    /// ```
+    /// use jitffi::{Abi, Cif, Type};
+    /// let cif = Cif::new(Type::void(), &[]).unwrap();
+    /// assert_eq!(cif.abi(), Abi::host());
+    /// ```
     pub fn abi(&self) -> Abi {
         self.compiled.abi
     }
 
     /// The return type.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// let cif = Cif::new(Type::f64(), &[Type::i32()]).unwrap();
+    /// assert_eq!(cif.ret(), &Type::f64());
+    /// ```
     pub fn ret(&self) -> &Type {
         &self.compiled.ret
     }
 
     /// The argument types.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// let cif = Cif::new(Type::void(), &[Type::i32(), Type::pointer()]).unwrap();
+    /// assert_eq!(cif.args(), &[Type::i32(), Type::pointer()]);
+    /// ```
     pub fn args(&self) -> &[Type] {
         &self.compiled.args
     }
 
     /// For a variadic cif, the number of fixed arguments.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// let fixed = Cif::new(Type::i32(), &[Type::pointer(), Type::f64()]).unwrap();
+    /// let variadic = Cif::new_variadic(Type::i32(), &[Type::pointer()], &[Type::f64()]).unwrap();
+    /// assert_eq!((fixed.fixed_args(), variadic.fixed_args()), (None, Some(1)));
+    /// ```
     pub fn fixed_args(&self) -> Option<usize> {
         self.compiled.fixed_args
     }
@@ -120,29 +164,77 @@ impl Cif {
     }
 
     /// Byte offset of each argument in the packed form's buffer.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// // Each argument 8-aligned at least; long double keeps its 16.
+    /// let cif = Cif::new(Type::void(), &[Type::u8(), Type::long_double(), Type::f64()]).unwrap();
+    /// assert_eq!(cif.packed_offsets(), &[0, 16, 32]);
+    /// ```
     pub fn packed_offsets(&self) -> &[u32] {
         &self.compiled.plan.packed_offsets
     }
 
     /// Size in bytes of the packed form's argument buffer (a multiple of 8;
     /// align the buffer to 16).
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// let cif = Cif::new(Type::void(), &[Type::i64(), Type::f32()]).unwrap();
+    /// assert_eq!(cif.packed_size(), 16); // 8 + 4, rounded up to 8
+    /// ```
     pub fn packed_size(&self) -> usize {
         self.compiled.plan.packed_size as usize
     }
 
     /// The libffi-form stub, for callers that want to skip even this
     /// method's indirection.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// use std::ffi::c_void;
+    /// extern "C" fn twice(x: i64) -> i64 { 2 * x }
+    /// let cif = Cif::new(Type::i64(), &[Type::i64()]).unwrap();
+    /// let (x, mut r) = (21i64, 0i64);
+    /// let avalue = [&x as *const i64 as *const c_void];
+    /// // SAFETY: `twice` is int64_t(int64_t); `avalue` and `r` match it.
+    /// unsafe { cif.raw_entry()(twice as *const c_void, &mut r as *mut i64 as *mut c_void, avalue.as_ptr()) };
+    /// assert_eq!(r, 42);
+    /// ```
     pub fn raw_entry(&self) -> RawEntry {
         self.compiled.raw_entry
     }
 
     /// The packed-form stub.
+    ///
+    /// Its declared return is `()`; for a non-void callee, transmute it to
+    /// a pointer returning `R` (or use [`Cif::call_packed`]).
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// use std::sync::atomic::{AtomicI64, Ordering};
+    /// static SEEN: AtomicI64 = AtomicI64::new(0);
+    /// extern "C" fn record(x: i64) { SEEN.store(x, Ordering::Relaxed) }
+    /// #[repr(C, align(16))] struct Buf(i64);
+    /// let cif = Cif::new(Type::void(), &[Type::i64()]).unwrap();
+    /// // SAFETY: `record` is void(int64_t); the buffer holds its argument at offset 0.
+    /// unsafe { cif.packed_entry()(record as *const _, std::ptr::null_mut(), &Buf(42) as *const Buf as *const _) };
+    /// assert_eq!(SEEN.load(Ordering::Relaxed), 42);
+    /// ```
     pub fn packed_entry(&self) -> PackedEntry {
         self.compiled.packed_entry
     }
 
     /// Bytes the return buffer must have: the return type's size, at least
     /// 8 (narrow integers are widened to 8 bytes, as `ffi_arg`).
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// let size = |ret: Type| Cif::new(ret, &[]).unwrap().ret_buffer_size();
+    /// assert_eq!(size(Type::void()), 0);
+    /// assert_eq!(size(Type::i8()), 8);
+    /// assert_eq!(size(Type::structure(vec![Type::i64(); 3]).unwrap()), 24);
+    /// ```
     pub fn ret_buffer_size(&self) -> usize {
         let r = &self.compiled.ret;
         if r.is_void() {
@@ -315,6 +407,16 @@ impl Cif {
 
 /// An argument for [`Cif::call`]: a pointer to the value, and its type when
 /// known, so the call can check it.
+///
+/// ```
+/// use jitffi::{Arg, Cif, Error, Type};
+/// extern "C" fn half(x: f64) -> f64 { x / 2.0 }
+/// let cif = Cif::new(Type::f64(), &[Type::f64()]).unwrap();
+/// let r: f64 = unsafe { cif.call(half as *const _, &[Arg::new(&3.0f64)]) }.unwrap();
+/// assert_eq!(r, 1.5);
+/// let e = unsafe { cif.call::<f64>(half as *const _, &[Arg::new(&3i32)]) }.unwrap_err();
+/// assert!(matches!(e, Error::SignatureMismatch { .. })); // an int is not a double
+/// ```
 #[derive(Clone, Debug)]
 pub struct Arg<'a> {
     ptr: *const c_void,
@@ -324,6 +426,14 @@ pub struct Arg<'a> {
 
 impl<'a> Arg<'a> {
     /// An argument whose type is checked against the cif.
+    ///
+    /// ```
+    /// use jitffi::{Arg, Cif, Type};
+    /// extern "C" fn pick(c: u8, x: u16) -> u16 { if c != 0 { x } else { 0 } }
+    /// let cif = Cif::new(Type::u16(), &[Type::u8(), Type::u16()]).unwrap();
+    /// let r: u16 = unsafe { cif.call(pick as *const _, &[Arg::new(&1u8), Arg::new(&500u16)]) }.unwrap();
+    /// assert_eq!(r, 500);
+    /// ```
     pub fn new<T: CType>(value: &'a T) -> Arg<'a> {
         Arg {
             ptr: (value as *const T).cast(),
@@ -333,6 +443,18 @@ impl<'a> Arg<'a> {
     }
 
     /// An unchecked argument (structs, unions, long double...).
+    ///
+    /// ```
+    /// use jitffi::{Arg, Cif, Type};
+    /// #[repr(C)] #[derive(Clone, Copy)] struct Pair { a: i32, b: i32 }
+    /// extern "C" fn sum(p: Pair) -> i32 { p.a + p.b }
+    /// let pair = Type::structure([Type::i32(), Type::i32()]).unwrap();
+    /// let cif = Cif::new(Type::i32(), &[pair]).unwrap();
+    /// let p = Pair { a: 40, b: 2 };
+    /// // SAFETY: `p` is a `struct { int32_t; int32_t; }`, alive for the call.
+    /// let arg = unsafe { Arg::raw(&p as *const Pair as *const _) };
+    /// assert_eq!(unsafe { cif.call::<i32>(sum as *const _, &[arg]) }, Ok(42));
+    /// ```
     ///
     /// # Safety
     /// `ptr` must point at a value of the cif's type for this argument, valid
@@ -349,11 +471,24 @@ impl<'a> Arg<'a> {
 /// Rust types with a C counterpart, usable with [`Arg::new`] and as the
 /// return type of [`Cif::call`].
 ///
+/// ```
+/// use jitffi::{CType, Type};
+/// assert_eq!(f64::ffi_type(), Type::f64());
+/// assert_eq!(<*const u8>::ffi_type(), Type::pointer());
+/// assert_eq!(<()>::ffi_type(), Type::void());
+/// ```
+///
 /// # Safety
 /// `ffi_type()` must describe `Self`'s layout and C calling behaviour
 /// exactly.
 pub unsafe trait CType: Copy {
     /// The matching jitffi type.
+    ///
+    /// ```
+    /// use jitffi::{CType, Type};
+    /// assert_eq!(i16::ffi_type(), Type::i16());
+    /// assert_eq!(usize::ffi_type().size(), std::mem::size_of::<usize>());
+    /// ```
     fn ffi_type() -> Type;
 }
 

@@ -3,12 +3,27 @@
 //! Every variant names what was wrong and where (which argument, which
 //! field); the C layer maps them onto libffi's `ffi_status` codes through
 //! [`Error::status`].
+//!
+//! ```
+//! use jitffi::{Status, Type};
+//! let e = Type::structure([]).unwrap_err();
+//! assert_eq!(e.to_string(), "empty struct: C requires at least one member");
+//! assert_eq!(e.status(), Status::BadTypedef);
+//! ```
 
 use std::fmt;
 
 use crate::abi::Abi;
 
 /// Where in a signature a problem was found.
+///
+/// ```
+/// use jitffi::{Cif, Error, Position, Type};
+/// let arr = Type::array(Type::i32(), 2).unwrap();
+/// let e = Cif::new(Type::void(), &[Type::i32(), arr]).unwrap_err();
+/// assert_eq!(e, Error::ArrayByValue { position: Position::Argument(1) });
+/// assert_eq!(Position::Return.to_string(), "the return type");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Position {
     /// The return type.
@@ -27,6 +42,13 @@ impl fmt::Display for Position {
 }
 
 /// The libffi status an error corresponds to (`FFI_BAD_TYPEDEF` etc.).
+///
+/// ```
+/// use jitffi::{Cif, Status, Type};
+/// // A well-formed type in a place it may not be: FFI_BAD_ARGTYPE.
+/// let e = Cif::new(Type::void(), &[Type::void()]).unwrap_err();
+/// assert_eq!(e.status(), Status::BadArgType);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     /// `FFI_BAD_TYPEDEF`: a malformed type description.
@@ -38,6 +60,13 @@ pub enum Status {
 }
 
 /// Everything jitffi can refuse, with enough context to find the culprit.
+///
+/// ```
+/// use jitffi::{Cif, Error, Type};
+/// let e = Cif::new(Type::void(), &[Type::i32(), Type::void()]).unwrap_err();
+/// assert_eq!(e, Error::VoidArgument { index: 1 });
+/// assert!(e.to_string().contains("argument 1 is void"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -147,6 +176,14 @@ pub enum Error {
 
 impl Error {
     /// The libffi status this error maps to.
+    ///
+    /// ```
+    /// use jitffi::{Abi, Cif, Status, Type};
+    /// // An ABI of another instruction set cannot be called here: FFI_BAD_ABI.
+    /// let foreign = if cfg!(target_arch = "x86_64") { Abi::Aapcs64 } else { Abi::SysV64 };
+    /// let e = Cif::with_abi(foreign, Type::void(), &[], None).unwrap_err();
+    /// assert_eq!(e.status(), Status::BadAbi);
+    /// ```
     pub fn status(&self) -> Status {
         match self {
             Error::UnsupportedAbi { .. } => Status::BadAbi,
@@ -211,4 +248,12 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Result alias used throughout jitffi.
+///
+/// ```
+/// use jitffi::Type;
+/// fn pair_size() -> jitffi::Result<usize> {
+///     Ok(Type::structure([Type::u8(), Type::u32()])?.size())
+/// }
+/// assert_eq!(pair_size(), Ok(8));
+/// ```
 pub type Result<T> = std::result::Result<T, Error>;

@@ -1,5 +1,18 @@
 //! Executable memory: a W^X code arena.
 //!
+//! The stage after [`crate::emit`]: it takes finished machine code and
+//! returns an address it can run at, without ever making a page writable
+//! and executable at once.
+//!
+//! ```
+//! use jitffi::memory::{CodeArena, Strategy};
+//! let arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
+//! let p = arena.publish(&[0xB8, 0x2A, 0x00, 0x00, 0x00, 0xC3]).unwrap(); // mov eax, 42; ret
+//! // SAFETY: the bytes are a complete x86-64 function `int f(void)`.
+//! let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> i32>(p) };
+//! assert_eq!(f(), 42);
+//! ```
+//!
 //! # The invariant
 //!
 //! No page of this process is ever writable and executable at the same
@@ -64,6 +77,16 @@ use memmap2::MmapOptions;
 use crate::error::{Error, Result};
 
 /// How code pages are made executable.
+///
+/// ```
+/// use jitffi::memory::{CodeArena, Strategy};
+/// let arena = CodeArena::new(Strategy::MprotectFlip).unwrap();
+/// assert_eq!(arena.strategy(), Strategy::MprotectFlip);
+/// let p = arena.publish(&[0xB8, 0x07, 0x00, 0x00, 0x00, 0xC3]).unwrap(); // mov eax, 7; ret
+/// // SAFETY: the bytes are a complete x86-64 function `int f(void)`.
+/// let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> i32>(p) };
+/// assert_eq!(f(), 7);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
     /// One memfd mapped twice: a RW view for writing, a RX view for running.
@@ -73,10 +96,26 @@ pub enum Strategy {
 }
 
 /// Size of a regular chunk; larger requests get a chunk of their own.
+///
+/// ```
+/// use jitffi::memory::{CodeArena, Strategy, CHUNK_SIZE};
+/// // A double-mapped arena maps its first chunk up front.
+/// let arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
+/// assert_eq!(arena.mapped_bytes(), CHUNK_SIZE);
+/// ```
 pub const CHUNK_SIZE: usize = 64 * 1024;
 
 /// Alignment of every block (a cache-line fraction that keeps branch
 /// targets cheap to fetch).
+///
+/// ```
+/// use jitffi::memory::{CodeArena, Strategy, BLOCK_ALIGN};
+/// let arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
+/// let a = arena.publish(&[0xC3]).unwrap() as usize; // ret
+/// let b = arena.publish(&[0xC3]).unwrap() as usize;
+/// assert_eq!(a % BLOCK_ALIGN, 0);
+/// assert_eq!(b - a, BLOCK_ALIGN); // small stubs share a page
+/// ```
 pub const BLOCK_ALIGN: usize = 16;
 
 /// Fills the space around blocks so that a stray jump traps: `int3` on
@@ -87,6 +126,13 @@ const PAD_BYTE: u8 = 0xCC;
 const PAD_BYTE: u8 = 0x00;
 
 /// The name the memfd carries in `/proc/self/maps` (`/memfd:jitffi-code`).
+///
+/// ```
+/// use jitffi::memory::{CodeArena, Strategy, MEMFD_NAME};
+/// let _arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
+/// let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+/// assert!(maps.contains(&format!("/memfd:{}", MEMFD_NAME.to_str().unwrap())));
+/// ```
 pub const MEMFD_NAME: &std::ffi::CStr = c"jitffi-code";
 
 /// One block of code memory, as the allocator hands it out.
@@ -139,6 +185,15 @@ struct Inner {
 unsafe impl Send for Inner {}
 
 /// A W^X code arena. See the module docs for the scheme.
+///
+/// ```
+/// use jitffi::memory::{CodeArena, Strategy};
+/// let arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
+/// let p = arena.publish(&[0xB8, 0x2A, 0x00, 0x00, 0x00, 0xC3]).unwrap(); // mov eax, 42; ret
+/// // SAFETY: the bytes are a complete x86-64 function `int f(void)`.
+/// let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> i32>(p) };
+/// assert_eq!(f(), 42);
+/// ```
 pub struct CodeArena {
     strategy: Strategy,
     inner: Mutex<Inner>,
@@ -203,6 +258,17 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
 ///
 /// `ptr..ptr + len` must lie inside readable mappings: the cache
 /// maintenance instructions fault on unmapped addresses.
+///
+/// ```
+/// use jitffi::memory::{self, flush_icache};
+/// let code = [0xB8, 0x05, 0x00, 0x00, 0x00, 0xC3]; // mov eax, 5; ret
+/// let p = memory::publish(&code).unwrap();
+/// // SAFETY: `p..p + 6` is the code just published, mapped for good.
+/// unsafe { flush_icache(p, code.len()) };
+/// // SAFETY: the bytes are a complete x86-64 function `int f(void)`.
+/// let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> i32>(p) };
+/// assert_eq!(f(), 5);
+/// ```
 #[inline]
 pub unsafe fn flush_icache(ptr: *const u8, len: usize) {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
@@ -384,6 +450,13 @@ impl CodeArena {
     /// An arena using exactly `strategy`. The strategy is probed at once
     /// (a first chunk mapped, or a page flipped to RX), so an environment
     /// that refuses it fails here rather than at the first publish.
+    ///
+    /// ```
+    /// use jitffi::memory::{CodeArena, Strategy};
+    /// // The fallback probes one page and keeps nothing mapped until a publish.
+    /// let arena = CodeArena::new(Strategy::MprotectFlip).unwrap();
+    /// assert_eq!(arena.mapped_bytes(), 0);
+    /// ```
     pub fn new(strategy: Strategy) -> Result<CodeArena> {
         let mut inner = Inner {
             current: None,
@@ -413,6 +486,15 @@ impl CodeArena {
     /// mprotect fallback if that is refused or `JITFFI_FORCE_MPROTECT` is
     /// set (to anything but `0`). The fallback is reported once on stderr
     /// when `JITFFI_DEBUG` is set.
+    ///
+    /// ```
+    /// use jitffi::memory::CodeArena;
+    /// let arena = CodeArena::auto().unwrap();
+    /// let p = arena.publish(&[0xB8, 0x03, 0x00, 0x00, 0x00, 0xC3]).unwrap(); // mov eax, 3; ret
+    /// // SAFETY: the bytes are a complete x86-64 function `int f(void)`.
+    /// let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> i32>(p) };
+    /// assert_eq!(f(), 3);
+    /// ```
     pub fn auto() -> Result<CodeArena> {
         if env_flag("JITFFI_FORCE_MPROTECT") {
             debug_once(
@@ -431,11 +513,26 @@ impl CodeArena {
     }
 
     /// How this arena makes code executable.
+    ///
+    /// ```
+    /// use jitffi::memory::{CodeArena, Strategy};
+    /// let arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
+    /// assert_eq!(arena.strategy(), Strategy::DoubleMapped);
+    /// ```
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
 
     /// Bytes of read-execute mappings this arena holds.
+    ///
+    /// ```
+    /// use jitffi::memory::{CodeArena, Strategy};
+    /// // The fallback spends at least a whole page per publish.
+    /// let arena = CodeArena::new(Strategy::MprotectFlip).unwrap();
+    /// arena.publish(&[0xC3]).unwrap(); // ret
+    /// let page = arena.mapped_bytes();
+    /// assert!(page >= 4096 && page.is_power_of_two());
+    /// ```
     pub fn mapped_bytes(&self) -> usize {
         self.lock().mapped
     }
@@ -519,6 +616,16 @@ impl CodeArena {
 
     /// Copies `code` into executable memory and returns its address,
     /// 16-byte aligned. The memory lives for the rest of the process.
+    ///
+    /// ```
+    /// use jitffi::memory::{CodeArena, Strategy};
+    /// let arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
+    /// assert!(arena.publish(&[]).is_err()); // nothing to run
+    /// let p = arena.publish(&[0xB8, 0x2A, 0x00, 0x00, 0x00, 0xC3]).unwrap(); // mov eax, 42; ret
+    /// // SAFETY: the bytes are a complete x86-64 function `int f(void)`.
+    /// let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> i32>(p) };
+    /// assert_eq!(f(), 42);
+    /// ```
     pub fn publish(&self, code: &[u8]) -> Result<*const u8> {
         if code.is_empty() {
             return Err(Error::CodeMemory {
@@ -536,6 +643,12 @@ impl CodeArena {
 
 /// The process-wide arena ([`CodeArena::auto`]), created on first use. A
 /// failed creation is returned as an error and retried on the next call.
+///
+/// ```
+/// use jitffi::memory;
+/// let a = memory::global().unwrap();
+/// assert!(std::ptr::eq(a, memory::global().unwrap())); // one per process
+/// ```
 pub fn global() -> Result<&'static CodeArena> {
     static GLOBAL: OnceLock<CodeArena> = OnceLock::new();
     static INIT: Mutex<()> = Mutex::new(());
@@ -554,6 +667,13 @@ pub fn global() -> Result<&'static CodeArena> {
 
 /// Copies `code` into the global arena's executable memory and returns its
 /// address. The memory lives for the rest of the process.
+///
+/// ```
+/// let p = jitffi::memory::publish(&[0xB8, 0xF9, 0xFF, 0xFF, 0xFF, 0xC3]).unwrap(); // mov eax, -7; ret
+/// // SAFETY: the bytes are a complete x86-64 function `int f(void)`.
+/// let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> i32>(p) };
+/// assert_eq!(f(), -7);
+/// ```
 pub fn publish(code: &[u8]) -> Result<*const u8> {
     global()?.publish(code)
 }

@@ -11,6 +11,15 @@
 //! N), so the emitter never needs to know which ABI chose them. Stack
 //! offsets are relative to the stack pointer at the call instruction, and
 //! include any shadow space.
+//!
+//! ```
+//! use jitffi::{classify::classify, Abi, Type};
+//! use jitffi::plan::{ArgPass, Loc};
+//! let plan = classify(Abi::SysV64, &Type::i32(), &[Type::pointer()], None).unwrap();
+//! let ArgPass::Direct(pieces) = &plan.args[0].pass else { unreachable!() };
+//! assert_eq!(pieces[0].loc, Loc::Gpr(7)); // rdi
+//! assert!(plan.to_string().contains("arg 0 void *: [0..8) rdi"));
+//! ```
 
 use std::fmt;
 
@@ -18,6 +27,14 @@ use crate::abi::{Abi, Arch};
 use crate::types::Type;
 
 /// A machine location one piece of a value travels in.
+///
+/// ```
+/// use jitffi::{classify::classify, plan::{ArgPass, Loc}, Abi, Type};
+/// // The seventh integer argument no longer finds a register.
+/// let plan = classify(Abi::SysV64, &Type::void(), &vec![Type::i64(); 7], None).unwrap();
+/// let ArgPass::Direct(pieces) = &plan.args[6].pass else { unreachable!() };
+/// assert_eq!(pieces[0].loc, Loc::Stack(0));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Loc {
     /// A general-purpose register, by hardware number.
@@ -33,6 +50,13 @@ pub enum Loc {
 
 impl Loc {
     /// The location's name on `arch` (`rdi`, `xmm1`, `stack+8`, `st0`).
+    ///
+    /// ```
+    /// use jitffi::{plan::Loc, Arch};
+    /// assert_eq!(Loc::Gpr(7).name(Arch::X86_64), "rdi");
+    /// assert_eq!(Loc::Vec(1).name(Arch::Aarch64), "v1");
+    /// assert_eq!(Loc::Stack(8).name(Arch::X86_64), "stack+8");
+    /// ```
     pub fn name(self, arch: Arch) -> String {
         match self {
             Loc::Gpr(n) => gpr_name(arch, n),
@@ -60,6 +84,16 @@ fn gpr_name(arch: Arch, n: u8) -> String {
 }
 
 /// How a piece narrower than its register or stack slot is widened.
+///
+/// ```
+/// use jitffi::{classify::classify, plan::{ArgPass, Ext}, Abi, Type};
+/// let plan = classify(Abi::SysV64, &Type::void(), &[Type::u16(), Type::i8()], None).unwrap();
+/// let ext = |i: usize| match &plan.args[i].pass {
+///     ArgPass::Direct(pieces) => pieces[0].ext,
+///     ArgPass::Indirect { .. } => unreachable!(),
+/// };
+/// assert_eq!((ext(0), ext(1)), (Ext::Zero, Ext::Sign));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Ext {
     /// Copy exactly `size` bytes; the rest of the register or slot is
@@ -72,6 +106,16 @@ pub enum Ext {
 }
 
 /// One contiguous run of bytes of a value and the location it travels in.
+///
+/// ```
+/// use jitffi::{classify::classify, plan::{ArgPass, Loc}, Abi, Type};
+/// // struct { double d; int i; }: d in xmm0, the eightbyte holding i in rdi.
+/// let s = Type::structure([Type::f64(), Type::i32()]).unwrap();
+/// let plan = classify(Abi::SysV64, &Type::void(), &[s], None).unwrap();
+/// let ArgPass::Direct(pieces) = &plan.args[0].pass else { unreachable!() };
+/// assert_eq!((pieces[0].offset, pieces[0].size, pieces[0].loc), (0, 8, Loc::Vec(0)));
+/// assert_eq!((pieces[1].offset, pieces[1].loc), (8, Loc::Gpr(7)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Piece {
     /// Byte offset inside the value (the argument, or the return value).
@@ -87,6 +131,17 @@ pub struct Piece {
 }
 
 /// How one argument is passed.
+///
+/// SysV passes even large aggregates by value (on the stack, as one
+/// piece); [`ArgPass::Indirect`] is for ABIs such as Win64 and AAPCS64.
+///
+/// ```
+/// use jitffi::{classify::classify, plan::{ArgPass, Loc}, Abi, Type};
+/// let big = Type::structure([Type::i64(), Type::i64(), Type::i64()]).unwrap();
+/// let plan = classify(Abi::SysV64, &Type::void(), &[big], None).unwrap();
+/// let ArgPass::Direct(pieces) = &plan.args[0].pass else { unreachable!() };
+/// assert_eq!((pieces[0].size, pieces[0].loc), (24, Loc::Stack(0)));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArgPass {
     /// The value's bytes travel in these pieces (possibly several, possibly
@@ -101,6 +156,14 @@ pub enum ArgPass {
 }
 
 /// One argument's plan.
+///
+/// ```
+/// use jitffi::{classify::classify, Abi, Type};
+/// // int printf(const char *, ...) called with one extra double.
+/// let plan = classify(Abi::SysV64, &Type::i32(), &[Type::pointer(), Type::f64()], Some(1)).unwrap();
+/// assert_eq!(plan.args[1].ty, Type::f64());
+/// assert!(!plan.args[0].variadic && plan.args[1].variadic);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArgPlan {
     /// The argument's C type.
@@ -112,6 +175,15 @@ pub struct ArgPlan {
 }
 
 /// How the return value comes back.
+///
+/// ```
+/// use jitffi::{classify::classify, plan::{Loc, RetPass}, Abi, Type};
+/// // A 24-byte struct is returned through a hidden pointer (sret).
+/// let big = Type::structure([Type::i64(), Type::i64(), Type::i64()]).unwrap();
+/// let plan = classify(Abi::SysV64, &big, &[], None).unwrap();
+/// let sret = RetPass::Indirect { pointer: Loc::Gpr(7), returned: Some(Loc::Gpr(0)) };
+/// assert_eq!(plan.ret.pass, sret);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RetPass {
     /// Nothing comes back.
@@ -133,6 +205,14 @@ pub enum RetPass {
 }
 
 /// The return value's plan.
+///
+/// ```
+/// use jitffi::{classify::classify, plan::{Ext, Loc, Piece, RetPass}, Abi, Type};
+/// let plan = classify(Abi::SysV64, &Type::f64(), &[], None).unwrap();
+/// assert_eq!(plan.ret.ty, Type::f64());
+/// let xmm0 = Piece { offset: 0, size: 8, loc: Loc::Vec(0), ext: Ext::None };
+/// assert_eq!(plan.ret.pass, RetPass::Direct(vec![xmm0]));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetPlan {
     /// The return type (`void` allowed).
@@ -142,6 +222,16 @@ pub struct RetPlan {
 }
 
 /// Everything an emitter needs to build a call stub or a closure thunk.
+///
+/// Printed with `{}`, a plan lists one line per value (the format the golden
+/// tests pin).
+///
+/// ```
+/// use jitffi::{classify::classify, Abi, Type};
+/// let plan = classify(Abi::SysV64, &Type::void(), &vec![Type::i64(); 8], None).unwrap();
+/// assert_eq!((plan.stack_bytes, plan.vector_count), (16, Some(0)));
+/// assert!(plan.to_string().contains("arg 7 int64_t: [0..8) stack+8"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallPlan {
     /// The calling convention.
@@ -176,6 +266,13 @@ pub struct CallPlan {
 /// The packed-form layout of `args`: each argument at the next offset
 /// aligned to its alignment (at least 8, so scalars never share a word),
 /// like the fields of a C struct.
+///
+/// ```
+/// use jitffi::{plan::packed_layout, Type};
+/// let (offsets, size) = packed_layout(&[Type::u8(), Type::long_double(), Type::f32()]);
+/// assert_eq!(offsets, vec![0, 16, 32]);
+/// assert_eq!(size, 40);
+/// ```
 pub fn packed_layout(args: &[Type]) -> (Vec<u32>, u32) {
     let mut offset = 0u32;
     let mut offsets = Vec::with_capacity(args.len());
@@ -190,11 +287,24 @@ pub fn packed_layout(args: &[Type]) -> (Vec<u32>, u32) {
 
 impl CallPlan {
     /// Number of arguments.
+    ///
+    /// ```
+    /// use jitffi::{classify::classify, Abi, Type};
+    /// let plan = classify(Abi::SysV64, &Type::void(), &[Type::f64(), Type::u8()], None).unwrap();
+    /// assert_eq!(plan.arg_count(), 2);
+    /// ```
     pub fn arg_count(&self) -> usize {
         self.args.len()
     }
 
     /// `true` for a variadic signature.
+    ///
+    /// ```
+    /// use jitffi::{classify::classify, Abi, Type};
+    /// let fixed = classify(Abi::SysV64, &Type::void(), &[Type::pointer()], None).unwrap();
+    /// let variadic = classify(Abi::SysV64, &Type::void(), &[Type::pointer()], Some(1)).unwrap();
+    /// assert!(!fixed.is_variadic() && variadic.is_variadic());
+    /// ```
     pub fn is_variadic(&self) -> bool {
         self.fixed_args.is_some()
     }
@@ -202,6 +312,14 @@ impl CallPlan {
     /// Checks the structural promises emitters rely on; returns a
     /// description of the first broken one. Classifiers' tests call this on
     /// every plan they produce.
+    ///
+    /// ```
+    /// use jitffi::{classify::classify, Abi, Type};
+    /// let mut plan = classify(Abi::SysV64, &Type::void(), &vec![Type::i64(); 7], None).unwrap();
+    /// assert_eq!(plan.check(), Ok(()));
+    /// plan.stack_bytes = 8; // misaligns the stack at the call
+    /// assert!(plan.check().unwrap_err().contains("not 16-aligned"));
+    /// ```
     pub fn check(&self) -> Result<(), String> {
         if self.stack_bytes % 16 != 0 {
             return Err(format!("stack_bytes {} not 16-aligned", self.stack_bytes));

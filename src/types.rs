@@ -9,6 +9,14 @@
 //! Layouts follow the C rules of the host (x86-64 and AArch64 Linux agree
 //! for everything here except `long double`, which [`Type::long_double`]
 //! sizes per target).
+//!
+//! ```
+//! use jitffi::Type;
+//! // struct { char c; double d; short s; }
+//! let t = Type::structure([Type::i8(), Type::f64(), Type::i16()]).unwrap();
+//! assert_eq!((t.size(), t.align()), (24, 8));
+//! assert_eq!(t.to_string(), "struct { int8_t; double; int16_t; }");
+//! ```
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -17,11 +25,34 @@ use std::sync::{Arc, LazyLock};
 use crate::error::{Error, Result};
 
 /// Deepest aggregate nesting accepted (a struct of a struct ... ).
+///
+/// ```
+/// use jitffi::{types::MAX_DEPTH, Error, Type};
+/// let mut t = Type::i32();
+/// for _ in 0..MAX_DEPTH {
+///     t = Type::structure([t]).unwrap();
+/// }
+/// assert!(matches!(Type::structure([t]), Err(Error::NestingTooDeep { .. })));
+/// ```
 pub const MAX_DEPTH: usize = 64;
 /// Largest type accepted, in bytes.
+///
+/// ```
+/// use jitffi::{types::MAX_TYPE_SIZE, Error, Type};
+/// assert!(Type::array(Type::u8(), MAX_TYPE_SIZE as usize).is_ok());
+/// let e = Type::array(Type::u8(), MAX_TYPE_SIZE as usize + 1).unwrap_err();
+/// assert!(matches!(e, Error::TypeTooLarge { what: "array", .. }));
+/// ```
 pub const MAX_TYPE_SIZE: u64 = 1 << 24;
 
 /// The shape of a type.
+///
+/// ```
+/// use jitffi::{Type, TypeKind};
+/// assert_eq!(Type::f64().kind(), &TypeKind::F64);
+/// let u = Type::union([Type::f32(), Type::u64()]).unwrap();
+/// assert!(matches!(u.kind(), TypeKind::Union { fields } if fields.len() == 2));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TypeKind {
     /// `void`: return type only.
@@ -90,6 +121,17 @@ struct TypeData {
 }
 
 /// A C type with its layout. Clone is a reference-count increment.
+///
+/// Equality and hashing are structural: two separately built types of the
+/// same shape are equal. `Display` spells the type the way C would.
+///
+/// ```
+/// use jitffi::Type;
+/// let a = Type::structure([Type::f64(), Type::i32()]).unwrap();
+/// let b = Type::structure([Type::f64(), Type::i32()]).unwrap();
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "struct { double; int32_t; }");
+/// ```
 #[derive(Clone)]
 pub struct Type(Arc<TypeData>);
 
@@ -156,41 +198,115 @@ macro_rules! scalar_ctors {
 impl Type {
     scalar_ctors! {
         /// `void` (valid only as a return type).
+        ///
+        /// ```
+        /// assert!(jitffi::Type::void().is_void());
+        /// ```
         void => Void, 1, 1;
         /// `uint8_t`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::u8().size(), 1);
+        /// ```
         u8 => U8, 1, 1;
         /// `int8_t`
+        ///
+        /// ```
+        /// assert!(jitffi::Type::i8().is_signed());
+        /// ```
         i8 => I8, 1, 1;
         /// `uint16_t`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::u16().size(), 2);
+        /// ```
         u16 => U16, 2, 2;
         /// `int16_t`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::i16().to_string(), "int16_t");
+        /// ```
         i16 => I16, 2, 2;
         /// `uint32_t`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::u32().align(), 4);
+        /// ```
         u32 => U32, 4, 4;
         /// `int32_t`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::i32().size(), 4);
+        /// ```
         i32 => I32, 4, 4;
         /// `uint64_t`
+        ///
+        /// ```
+        /// assert!(!jitffi::Type::u64().is_signed());
+        /// ```
         u64 => U64, 8, 8;
         /// `int64_t`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::i64().align(), 8);
+        /// ```
         i64 => I64, 8, 8;
         /// `unsigned __int128`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::u128().align(), 16);
+        /// ```
         u128 => U128, 16, 16;
         /// `__int128`
+        ///
+        /// ```
+        /// assert!(!jitffi::Type::i128().is_integer_like()); // two eightbytes
+        /// ```
         i128 => I128, 16, 16;
         /// `float`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::f32().size(), 4);
+        /// ```
         f32 => F32, 4, 4;
         /// `double`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::f64().size(), 8);
+        /// ```
         f64 => F64, 8, 8;
         /// `long double`: 80-bit x87 in a 16-byte, 16-aligned slot on
         /// x86-64; IEEE binary128 on AArch64 and RISC-V Linux (same size).
+        ///
+        /// ```
+        /// let t = jitffi::Type::long_double();
+        /// assert_eq!((t.size(), t.align()), (16, 16));
+        /// ```
         long_double => LongDouble, 16, 16;
         /// A pointer (`void *`, `char *`, function pointers...).
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::pointer().size(), std::mem::size_of::<*const u8>());
+        /// ```
         pointer => Pointer, std::mem::size_of::<usize>(), std::mem::align_of::<usize>();
         /// `float _Complex`
+        ///
+        /// ```
+        /// let t = jitffi::Type::complex_f32();
+        /// assert_eq!((t.size(), t.align()), (8, 4));
+        /// ```
         complex_f32 => ComplexF32, 8, 4;
         /// `double _Complex`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::complex_f64().size(), 16);
+        /// ```
         complex_f64 => ComplexF64, 16, 8;
         /// `long double _Complex`
+        ///
+        /// ```
+        /// assert_eq!(jitffi::Type::complex_long_double().size(), 32);
+        /// ```
         complex_long_double => ComplexLongDouble, 32, 16;
     }
 
@@ -325,22 +441,50 @@ impl Type {
     }
 
     /// The shape of this type.
+    ///
+    /// ```
+    /// use jitffi::{Type, TypeKind};
+    /// assert_eq!(Type::pointer().kind(), &TypeKind::Pointer);
+    /// let a = Type::array(Type::u16(), 3).unwrap();
+    /// assert!(matches!(a.kind(), TypeKind::Array { len: 3, .. }));
+    /// ```
     pub fn kind(&self) -> &TypeKind {
         &self.0.kind
     }
 
     /// Size in bytes (`sizeof`). `void` reports 1 but is never stored.
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// // struct { char; int; char; }: padding after each char.
+    /// let t = Type::structure([Type::i8(), Type::i32(), Type::i8()]).unwrap();
+    /// assert_eq!(t.size(), 12);
+    /// ```
     pub fn size(&self) -> usize {
         self.0.size
     }
 
     /// Alignment in bytes (`_Alignof`).
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// assert_eq!(Type::complex_f64().align(), 8);
+    /// let t = Type::structure([Type::u8(), Type::i128()]).unwrap();
+    /// assert_eq!(t.align(), 16);
+    /// ```
     pub fn align(&self) -> usize {
         self.0.align
     }
 
     /// Byte offsets of a struct's members (what libffi's
     /// `ffi_get_struct_offsets` reports); `None` for anything else.
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// let t = Type::structure([Type::i8(), Type::i32(), Type::i8()]).unwrap();
+    /// assert_eq!(t.field_offsets(), Some(&[0, 4, 8][..]));
+    /// assert_eq!(Type::i32().field_offsets(), None);
+    /// ```
     pub fn field_offsets(&self) -> Option<&[usize]> {
         match &self.0.kind {
             TypeKind::Struct { offsets, .. } => Some(offsets),
@@ -349,6 +493,13 @@ impl Type {
     }
 
     /// Members of a struct or union; `None` for anything else.
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// let u = Type::union([Type::f64(), Type::i32()]).unwrap();
+    /// assert_eq!(u.fields(), Some(&[Type::f64(), Type::i32()][..]));
+    /// assert!(Type::array(Type::i32(), 2).unwrap().fields().is_none());
+    /// ```
     pub fn fields(&self) -> Option<&[Type]> {
         match &self.0.kind {
             TypeKind::Struct { fields, .. } | TypeKind::Union { fields } => Some(fields),
@@ -357,21 +508,49 @@ impl Type {
     }
 
     /// Nesting depth: 0 for scalars, 1 + the deepest member otherwise.
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// let inner = Type::structure([Type::i32()]).unwrap();
+    /// let outer = Type::structure([Type::u8(), inner]).unwrap();
+    /// assert_eq!((Type::i32().depth(), outer.depth()), (0, 2));
+    /// ```
     pub fn depth(&self) -> usize {
         self.0.depth
     }
 
     /// A structural hash, stable across processes.
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// let a = Type::structure([Type::f64(), Type::i32()]).unwrap();
+    /// let b = Type::structure([Type::f64(), Type::i32()]).unwrap();
+    /// let c = Type::structure([Type::i32(), Type::f64()]).unwrap();
+    /// assert_eq!(a.shape_hash(), b.shape_hash());
+    /// assert_ne!(a.shape_hash(), c.shape_hash());
+    /// ```
     pub fn shape_hash(&self) -> u64 {
         self.0.hash
     }
 
     /// `true` for `void`.
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// assert!(Type::void().is_void());
+    /// assert!(!Type::pointer().is_void());
+    /// ```
     pub fn is_void(&self) -> bool {
         matches!(self.0.kind, TypeKind::Void)
     }
 
     /// `true` for structs, unions and arrays.
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// assert!(Type::array(Type::u8(), 4).unwrap().is_aggregate());
+    /// assert!(!Type::complex_f64().is_aggregate());
+    /// ```
     pub fn is_aggregate(&self) -> bool {
         matches!(
             self.0.kind,
@@ -380,6 +559,13 @@ impl Type {
     }
 
     /// `true` for integer types and pointers (not `__int128`).
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// assert!(Type::pointer().is_integer_like());
+    /// assert!(!Type::i128().is_integer_like());
+    /// assert!(!Type::f64().is_integer_like());
+    /// ```
     pub fn is_integer_like(&self) -> bool {
         matches!(
             self.0.kind,
@@ -396,6 +582,13 @@ impl Type {
     }
 
     /// `true` for signed integer types (including `__int128`).
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// assert!(Type::i128().is_signed());
+    /// assert!(!Type::u8().is_signed());
+    /// assert!(!Type::pointer().is_signed());
+    /// ```
     pub fn is_signed(&self) -> bool {
         matches!(
             self.0.kind,

@@ -5,6 +5,13 @@
 //! arguments, variadic arguments C would have promoted, absurd counts), so
 //! every per-ABI classifier starts from a well-formed signature and only
 //! has to enforce its own limits (the outgoing stack area).
+//!
+//! ```
+//! use jitffi::{classify::classify, Abi, Error, Type};
+//! // printf("%f", 1.0f) without the promotion to double: refused.
+//! let e = classify(Abi::SysV64, &Type::i32(), &[Type::pointer(), Type::f32()], Some(1)).unwrap_err();
+//! assert!(matches!(e, Error::VariadicNotPromoted { index: 1, promoted: "double", .. }));
+//! ```
 
 pub mod sysv64;
 
@@ -17,6 +24,14 @@ use crate::types::{Type, TypeKind};
 /// Largest outgoing stack argument area a plan may need, in bytes. Stubs
 /// reserve it on the caller's stack, so it must stay far below any thread's
 /// stack size; no real C signature comes near it.
+///
+/// ```
+/// use jitffi::{classify::{classify, MAX_STACK_BYTES}, Abi, Error, Type};
+/// let chunk = Type::structure([Type::array(Type::u8(), 16 * 1024).unwrap()]).unwrap();
+/// assert!(classify(Abi::SysV64, &Type::void(), &vec![chunk.clone(); 16], None).is_ok());
+/// let e = classify(Abi::SysV64, &Type::void(), &vec![chunk; 17], None).unwrap_err();
+/// assert_eq!(e, Error::ArgumentAreaTooLarge { bytes: 17 * 16 * 1024, max: MAX_STACK_BYTES });
+/// ```
 pub const MAX_STACK_BYTES: u64 = 256 * 1024;
 
 /// Classifies a signature for `abi`. `fixed_args` is `Some(n)` for a

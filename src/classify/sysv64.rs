@@ -36,6 +36,18 @@
 //!
 //! Our types have no vector (`__m128`) members, so SSEUP never occurs and
 //! every value above 16 bytes is MEMORY.
+//!
+//! ```
+//! use jitffi::{classify::sysv64, Type};
+//! // f(5 x long, struct { long, long }, int): the struct needs two registers,
+//! // only r9 is left, so it goes to the stack and the int takes r9.
+//! let pair = Type::structure([Type::i64(), Type::i64()]).unwrap();
+//! let mut args = vec![Type::i64(); 5];
+//! args.extend([pair, Type::i32()]);
+//! let plan = sysv64::classify(&Type::void(), &args, None).unwrap().to_string();
+//! assert!(plan.contains("arg 5 struct { int64_t; int64_t; }: [0..16) stack+0"));
+//! assert!(plan.contains("arg 6 int32_t: [0..4) r9 sext"));
+//! ```
 
 use super::{fill_packed_layout, MAX_STACK_BYTES};
 use crate::abi::{Abi, Arch};

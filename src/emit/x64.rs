@@ -15,6 +15,13 @@
 //!   void return): `mov [rsp-8], rdi` (the red zone), `mov r10, rdx`, the
 //!   register loads, `al`, `jmp [rsp-8]`. The callee returns straight to
 //!   our caller. S2 in the packed form is 7 instructions.
+//!
+//!   ```
+//!   use jitffi::{classify::classify, emit::{x64, EntryForm}, Abi, Type};
+//!   let s2 = classify(Abi::SysV64, &Type::i32(), &[Type::i32(), Type::i32()], None).unwrap();
+//!   let code = x64::compile_call(&s2, EntryForm::Packed).unwrap();
+//!   assert!(code.ends_with(&[0xFF, 0x64, 0x24, 0xF8])); // jmp [rsp-8]
+//!   ```
 //! - *Framed stubs*, everything else, laid out below.
 //!
 //! Order inside the stub: stack pieces and Indirect copies first (copies
@@ -228,6 +235,17 @@ struct Emitter<'a> {
 }
 
 /// Assembles an x86-64 call stub for `plan` in entry form `form`.
+///
+/// ```
+/// use jitffi::{classify::classify, emit::{x64, EntryForm}, plan::Loc, Abi, Type};
+/// let mut plan = classify(Abi::SysV64, &Type::i32(), &[Type::i32()], None).unwrap();
+/// let code = x64::compile_call(&plan, EntryForm::Libffi).unwrap();
+/// // endbr64; push rbp; mov rbp, rsp ... ret: a framed stub.
+/// assert!(code.starts_with(&[0xF3, 0x0F, 0x1E, 0xFA, 0x55, 0x48, 0x89, 0xE5]));
+/// assert_eq!(code.last(), Some(&0xC3));
+/// plan.static_chain = Some(Loc::Gpr(10)); // not supported yet: refused
+/// assert!(x64::compile_call(&plan, EntryForm::Libffi).is_err());
+/// ```
 pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
     if plan.static_chain.is_some() {
         return Err(asm_err("static chain not supported yet"));
