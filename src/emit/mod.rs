@@ -63,3 +63,24 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
         }),
     }
 }
+
+/// Assembles the closure thunk for `plan`: a function with the plan's
+/// native signature that expects the closure record (see
+/// [`crate::closure::record`]) in `r11` (x86-64), gathers its arguments
+/// into an argument-pointer array, calls the record's handler
+/// `fun(cif, rvalue, args, user_data)`, and returns the handler's result
+/// the way the plan says.
+///
+/// ```
+/// use jitffi::{classify::classify, emit, Abi, Type};
+/// let plan = classify(Abi::SysV64, &Type::i32(), &[Type::i32()], None).unwrap();
+/// assert!(!emit::compile_closure_thunk(&plan).unwrap().is_empty());
+/// ```
+pub fn compile_closure_thunk(plan: &CallPlan) -> Result<Vec<u8>> {
+    match plan.arch {
+        Arch::X86_64 => x64::compile_closure_thunk(plan),
+        Arch::Aarch64 => Err(Error::Assembly {
+            reason: "no AArch64 emitter in this build yet".into(),
+        }),
+    }
+}

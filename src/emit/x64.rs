@@ -745,6 +745,11 @@ impl Emitter<'_> {
     }
 }
 
+/// Assembles an x86-64 closure thunk (see [`super::compile_closure_thunk`]).
+pub fn compile_closure_thunk(_plan: &CallPlan) -> Result<Vec<u8>> {
+    Err(asm_err("closure thunks under construction"))
+}
+
 /// The x87 return pieces, in register-stack order (st0 first).
 fn x87_in_order(pieces: &[Piece]) -> Vec<&Piece> {
     let mut x87: Vec<&Piece> = pieces
