@@ -60,9 +60,13 @@ pub mod record {
 
 /// A closure handler with libffi's signature: `cif` is what the closure
 /// was built with (for [`RawClosure::new`], a `*const Cif`), `rvalue` the
-/// return buffer (at least 8 bytes and the return type's size, 16-aligned;
-/// narrow integers may be written as 8-byte `ffi_arg` or at their own
-/// width), `args[i]` points at argument `i`, valid during the call.
+/// return buffer, `args[i]` points at argument `i`, valid during the call.
+///
+/// For values returned in registers, `rvalue` is the thunk's buffer: at
+/// least 16 bytes and the return type's size, 16-aligned; narrow integers
+/// may be written as an 8-byte `ffi_arg` or at their own width. For values
+/// returned in memory (sret), `rvalue` is the caller's own buffer, aligned
+/// as the return type requires and exactly its size.
 pub type RawHandler = unsafe extern "C" fn(
     cif: *const c_void,
     rvalue: *mut c_void,
@@ -106,6 +110,9 @@ impl RawClosure {
     ///
     /// Whoever calls the code pointer must keep whatever `user_data` points
     /// at alive and usable from the calling thread; jitffi only stores it.
+    // `user_data` is stored, never dereferenced here: creating the closure
+    // is safe, calling it is where the contract bites.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn new(cif: &Cif, handler: RawHandler, user_data: *mut c_void) -> Result<RawClosure> {
         let thunk = cif.compiled().closure_thunk()?;
         let slot = memory::alloc_closure_slot()?;
@@ -414,8 +421,8 @@ impl Ret<'_> {
         unsafe { self.ptr.cast::<T>().write_unaligned(value) }
     }
 
-    /// The return buffer, for types `set` cannot name (at least 8 bytes
-    /// and the return type's size, 16-aligned).
+    /// The return buffer, for types `set` cannot name (see [`RawHandler`]
+    /// for its size and alignment).
     pub fn ptr(&self) -> *mut c_void {
         self.ptr
     }

@@ -35,12 +35,11 @@
 //!
 //! Both views reach the same physical pages, so bytes written through the RW
 //! view are immediately the instructions of the RX view, and neither view
-//! ever changes protection. That buys two things a `mprotect` flip cannot:
-//! many stubs share one page (stubs are bump-allocated, 16-byte aligned,
-//! the gaps filled with a trapping byte), and code that is already running
-//! can be rewritten in place (closure trampolines, see `CodeBlock`). The
-//! memfd is sealed against resizing and its descriptor closed once mapped;
-//! only the two mappings keep it alive.
+//! ever changes protection. That buys what a `mprotect` flip cannot: many
+//! stubs share one page (stubs are bump-allocated, 16-byte aligned, the gaps
+//! filled with a trapping byte), published one at a time. The memfd is
+//! sealed against resizing and its descriptor closed once mapped; only the
+//! two mappings keep it alive.
 //!
 //! # Fallback ([`Strategy::MprotectFlip`])
 //!
@@ -57,6 +56,49 @@
 //! Code memory is never unmapped, not even when a [`CodeArena`] is dropped:
 //! published addresses are cached for the life of the process.
 //!
+//! # Closure slots
+//!
+//! A closure needs a code address of its own, made while the program runs,
+//! and creating and freeing closures must be cheap (libffi takes about
+//! 22 ns for allocate + prepare + free). Its code is therefore never
+//! written per closure: all that varies lives in a 64-byte *record* of
+//! ordinary data memory (layout in [`crate::closure::record`]), and a
+//! fixed *trampoline* finds its record by position. Slots come in chunks
+//! of [`CLOSURE_CHUNK_SLOTS`], five contiguous pages mapped near jitffi:
+//!
+//! ```text
+//!  base            base + 4 KiB                                 base + 20 KiB
+//!   | code page r-x  | data pages rw- (never executable)                   |
+//!   | t0 t1 .. t255  | r0 r1 r2 ................................... r255    |
+//!      |               ^
+//!      +--- lea r11, [rip + d] -- ti finds ri (d = 4096 + 48 i - 11)
+//!
+//!  ti (16 bytes): endbr64; lea r11, [rip + d]; jmp qword [r11]; int3; int3
+//!  ri (64 bytes): [THUNK] [CIF_STORAGE] .. [CIF] [FUN] [USER_DATA] ..
+//! ```
+//!
+//! A call of `ti` arrives with the caller's arguments untouched, puts the
+//! record's address in `r11` (a scratch register no C argument uses), and
+//! jumps through the record's first word to the thunk of the closure's
+//! signature, which reads the handler and its data from `r11`. The code
+//! page is written once, before it becomes read-execute with `mprotect`,
+//! and never again, so this works the same under both strategies and
+//! needs no instruction-cache maintenance or cross-core serialisation when
+//! a slot is reused. Where policy forbids executable anonymous memory but
+//! allows executable memfds (SELinux `deny_execmem`), the filled code page
+//! is replaced in place by a read-execute view of a sealed memfd
+//! (`jitffi-closures`) holding the same bytes.
+//!
+//! Free slots sit in a global list and, up to 64 per thread, in a
+//! thread-local cache refilled and drained 32 at a time, so allocating and
+//! freeing usually takes no lock; a thread's cache returns to the global
+//! list when the thread exits, and any thread may free any slot. A freed
+//! record's thunk word points at a routine that reports "a freed closure
+//! was called" and aborts, and its other words are zeroed; chunks are never
+//! unmapped, so a stale code pointer reaches that routine (until the slot
+//! is reused) instead of unmapped memory or another closure's code.
+//! [`closure_slot_bytes`] counts what the chunks hold.
+//!
 //! # Limits
 //!
 //! Double mapping keeps every *page* W^X, but the process still holds a
@@ -69,7 +111,7 @@ use std::ffi::c_void;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use memmap2::MmapOptions;
@@ -138,19 +180,10 @@ pub const MEMFD_NAME: &std::ffi::CStr = c"jitffi-code";
 /// One block of code memory, as the allocator hands it out.
 ///
 /// Write the code through `rw`, then [`CodeArena::commit`] it and run it
-/// at `rx`. Under [`Strategy::DoubleMapped`], `rw` stays valid after commit:
-/// this is where the closures work goes, writing through `rw` into blocks
-/// that are already published (a per-closure data word, or a whole
-/// trampoline taken from a free list). Under [`Strategy::MprotectFlip`]
-/// `rw == rx` and it must not be written after commit (the page is RX);
-/// closure code there must be complete before it is committed, with
-/// mutable per-closure state kept in ordinary data memory.
-///
-/// Free lists belong in [`Inner`] next to the bump pointer: a freed
-/// closure block returns `(rw, rx, len)` to a list keyed by `len`, and
-/// `reserve` consults it before bumping. Reusing a block that another
-/// thread may have executed needs a core-serialising step before the new
-/// code is run elsewhere (e.g. `membarrier(SYNC_CORE)`); fresh blocks do not.
+/// at `rx`. Under [`Strategy::DoubleMapped`] `rw` is a separate writable
+/// view; under [`Strategy::MprotectFlip`] `rw == rx`, and the block must
+/// not be written after commit (the page is RX). Closures never rewrite
+/// published code: they use slots (see the module docs).
 #[derive(Debug)]
 pub(crate) struct CodeBlock {
     /// Writable address of the block.
@@ -678,6 +711,457 @@ pub fn publish(code: &[u8]) -> Result<*const u8> {
     global()?.publish(code)
 }
 
+/// A closure's slot: a 64-byte record in ordinary read-write memory and the
+/// trampoline that makes it callable.
+///
+/// The trampoline is never written after its page became executable: it
+/// loads the record's address into `r11` and jumps through the record's
+/// first word (the shape's thunk). Everything that varies per closure lives
+/// in the record (see [`crate::closure::record`]).
+///
+/// ```
+/// use jitffi::closure::record;
+/// use jitffi::memory::{alloc_closure_slot, free_closure_slot};
+/// let slot = alloc_closure_slot().unwrap();
+/// assert_eq!(slot.record as usize % record::SIZE, 0);
+/// assert_ne!(slot.code, slot.record.cast_const());
+/// // SAFETY: the slot came from alloc_closure_slot and its code was never handed out.
+/// unsafe { free_closure_slot(slot) };
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClosureSlot {
+    /// The record: [`crate::closure::record::SIZE`] writable bytes.
+    pub record: *mut u8,
+    /// The trampoline: the closure's native code address.
+    pub code: *const u8,
+}
+
+// SAFETY: a slot names process-wide memory that is never unmapped; which
+// thread uses it is the owner's business (the closure types synchronise).
+unsafe impl Send for ClosureSlot {}
+// SAFETY: as above.
+unsafe impl Sync for ClosureSlot {}
+
+/// Slots (trampolines, and records) in one closure chunk: one page of
+/// 16-byte trampolines.
+///
+/// ```
+/// use jitffi::memory::{alloc_closure_slot, free_closure_slot, CLOSURE_CHUNK_SLOTS};
+/// // Slots of one chunk have neighbouring trampolines.
+/// let slots: Vec<_> = (0..CLOSURE_CHUNK_SLOTS).map(|_| alloc_closure_slot().unwrap()).collect();
+/// let page = |p: *const u8| p as usize / 4096;
+/// assert!(slots.windows(2).any(|w| page(w[0].code) == page(w[1].code)));
+/// for s in slots {
+///     // SAFETY: each slot came from alloc_closure_slot and is freed once.
+///     unsafe { free_closure_slot(s) };
+/// }
+/// ```
+pub const CLOSURE_CHUNK_SLOTS: usize = 256;
+
+/// Bytes of one trampoline (and the distance between neighbours).
+const TRAMPOLINE_SIZE: usize = 16;
+
+/// Slots a thread keeps for itself before handing a batch back.
+const CACHE_MAX: usize = 64;
+
+/// Slots moved between a thread's cache and the global list at once.
+const CACHE_BATCH: usize = 32;
+
+/// The name of the memfd behind a closure code page, where anonymous
+/// memory may not become executable (see [`install_code_page`]).
+const CLOSURE_MEMFD_NAME: &std::ffi::CStr = c"jitffi-closures";
+
+/// Free slots shared by all threads.
+static FREE_SLOTS: Mutex<Vec<ClosureSlot>> = Mutex::new(Vec::new());
+
+/// Bytes mapped for closure chunks.
+static SLOT_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+fn free_slots() -> std::sync::MutexGuard<'static, Vec<ClosureSlot>> {
+    // Nothing panics while holding the lock, and a Vec of plain slots is
+    // consistent at every step anyway.
+    FREE_SLOTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A thread's private stock of free slots, so the common alloc and free
+/// touch no lock. Dropped when the thread exits: the stock goes back to the
+/// global list.
+struct SlotCache(Vec<ClosureSlot>);
+
+impl Drop for SlotCache {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            free_slots().append(&mut self.0);
+        }
+    }
+}
+
+thread_local! {
+    static SLOT_CACHE: std::cell::RefCell<SlotCache> =
+        const { std::cell::RefCell::new(SlotCache(Vec::new())) };
+}
+
+/// What runs when a freed (or never allocated) slot is called: every idle
+/// record's thunk word points here. It is entered by a jump with the
+/// caller's arguments in place, which it ignores.
+extern "C" fn freed_closure_called() -> ! {
+    const MSG: &[u8] =
+        b"jitffi: a freed closure was called (its code pointer outlived the Closure)\n";
+    // A raw write: no allocation, no stderr lock (the caller may hold it).
+    // SAFETY: writes a static buffer to descriptor 2; failure changes nothing.
+    unsafe { libc::write(2, MSG.as_ptr().cast::<c_void>(), MSG.len()) };
+    std::process::abort()
+}
+
+/// The address idle records' thunk words hold.
+fn freed_routine() -> usize {
+    freed_closure_called as *const () as usize
+}
+
+/// Sizes of a closure chunk's code part and data part (page multiples).
+fn closure_chunk_layout() -> Result<(usize, usize)> {
+    use crate::closure::record;
+    let page = page_size();
+    let code = round_up(CLOSURE_CHUNK_SLOTS * TRAMPOLINE_SIZE, page);
+    let data = round_up(CLOSURE_CHUNK_SLOTS * record::SIZE, page);
+    match (code, data) {
+        (Some(c), Some(d)) => Ok((c, d)),
+        _ => Err(too_large(CLOSURE_CHUNK_SLOTS * record::SIZE)),
+    }
+}
+
+/// The trampoline at address `at` for the record at `record`:
+/// `endbr64; lea r11, [rip + disp32]; jmp qword [r11]; int3; int3`.
+/// `None` if the record is out of `rip`-relative reach.
+#[cfg(target_arch = "x86_64")]
+fn trampoline(at: usize, record: usize) -> Option<[u8; TRAMPOLINE_SIZE]> {
+    // The displacement counts from the end of the 7-byte lea at offset 4.
+    let rip = at.checked_add(11)?;
+    let disp = i32::try_from((record as isize).wrapping_sub(rip as isize)).ok()?;
+    let d = disp.to_le_bytes();
+    Some([
+        0xF3, 0x0F, 0x1E, 0xFA, // endbr64
+        0x4C, 0x8D, 0x1D, d[0], d[1], d[2], d[3], // lea r11, [rip + disp32]
+        0x41, 0xFF, 0x23, // jmp qword [r11]
+        0xCC, 0xCC, // int3 padding
+    ])
+}
+
+/// Writes the trampolines for a chunk whose code page starts at `base`
+/// and whose records start at `data` into a page image.
+#[cfg(target_arch = "x86_64")]
+fn trampoline_page(base: usize, data: usize, code_len: usize) -> Result<Vec<u8>> {
+    use crate::closure::record;
+    let mut page = vec![PAD_BYTE; code_len];
+    for (i, t) in page
+        .chunks_exact_mut(TRAMPOLINE_SIZE)
+        .take(CLOSURE_CHUNK_SLOTS)
+        .enumerate()
+    {
+        let bytes =
+            trampoline(base + i * TRAMPOLINE_SIZE, data + i * record::SIZE).ok_or_else(|| {
+                Error::CodeMemory {
+                    reason: "closure records out of reach of their trampolines".into(),
+                }
+            })?;
+        t.copy_from_slice(&bytes);
+    }
+    Ok(page)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn trampoline_page(_base: usize, _data: usize, _code_len: usize) -> Result<Vec<u8>> {
+    Err(Error::CodeMemory {
+        reason: "closure trampolines exist only for x86-64 so far".into(),
+    })
+}
+
+/// Makes the code page at `base` hold `image`, read-execute, never
+/// writable again.
+///
+/// Normally `image` was already written there and the page is flipped
+/// with `mprotect`. Where policy forbids executable anonymous memory
+/// (SELinux `deny_execmem`) but allows executable memfds (which the code
+/// arena uses then), the page is replaced in place (`MAP_FIXED`) by a
+/// read-execute view of a sealed memfd holding `image`: same address, so
+/// the trampolines' displacements stay right. `force_memfd` takes that
+/// path directly (tests).
+fn install_code_page(base: *mut u8, image: &[u8], force_memfd: bool) -> Result<()> {
+    let len = image.len();
+    if !force_memfd {
+        // SAFETY: `base..base + len` is the code page of a chunk we just
+        // mapped and nothing has been handed out from it.
+        let r = unsafe { libc::mprotect(base.cast(), len, libc::PROT_READ | libc::PROT_EXEC) };
+        if r == 0 {
+            // SAFETY: the page is mapped readable.
+            unsafe { flush_icache(base, len) };
+            return Ok(());
+        }
+    }
+    let first = os_error("mprotect of a closure code page to read-execute");
+    // SAFETY: the name is NUL-terminated; memfd_create touches no memory.
+    let fd = unsafe {
+        libc::memfd_create(
+            CLOSURE_MEMFD_NAME.as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(if force_memfd {
+            os_error("memfd_create")
+        } else {
+            first
+        });
+    }
+    // SAFETY: `fd` was just returned by memfd_create and nothing else owns it.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    std::io::Write::write_all(&mut file, image)
+        .map_err(|e| io_error("writing closure code", &e))?;
+    // Never writable again, by anyone holding the descriptor either.
+    // SAFETY: F_ADD_SEALS on a descriptor we own; no mapping of it exists.
+    unsafe {
+        libc::fcntl(
+            file.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL,
+        )
+    };
+    // SAFETY: MAP_FIXED replaces exactly our own code page (nothing handed
+    // out yet) with a view of a file of `len` bytes sealed against
+    // resizing.
+    let p = unsafe {
+        libc::mmap(
+            base.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if p != base.cast::<c_void>() {
+        return Err(os_error("mapping a closure code page from a memfd"));
+    }
+    Ok(())
+}
+
+/// Maps one closure chunk (drawn in the module docs: a code page of
+/// trampolines, then the records' pages) and returns its slots, in address
+/// order. `force_memfd` is for tests (see [`install_code_page`]).
+fn map_closure_chunk(force_memfd: bool) -> Result<Vec<ClosureSlot>> {
+    use crate::closure::record;
+    let (code_len, data_len) = closure_chunk_layout()?;
+    let total = code_len + data_len;
+    let base = map_anon_rw(total)?;
+    let data = base.wrapping_add(code_len);
+    let installed = trampoline_page(base as usize, data as usize, code_len).and_then(|image| {
+        // SAFETY: `base` starts `total >= code_len` fresh writable bytes.
+        unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), base, code_len) };
+        install_code_page(base, &image, force_memfd)
+    });
+    if let Err(e) = installed {
+        // SAFETY: the chunk is ours alone; nothing was handed out from it.
+        unsafe { libc::munmap(base.cast(), total) };
+        return Err(e);
+    }
+    let slots = (0..CLOSURE_CHUNK_SLOTS)
+        .map(|i| {
+            let rec = data.wrapping_add(i * record::SIZE);
+            // Idle records send a stray call to the abort routine. Fresh
+            // anonymous memory is zero, so the other words are already
+            // cleared.
+            // SAFETY: `rec` is a 64-aligned record inside the data pages.
+            unsafe {
+                rec.add(record::THUNK)
+                    .cast::<usize>()
+                    .write(freed_routine())
+            };
+            ClosureSlot {
+                record: rec,
+                code: base.wrapping_add(i * TRAMPOLINE_SIZE).cast_const(),
+            }
+        })
+        .collect();
+    SLOT_BYTES.fetch_add(total, Ordering::Relaxed);
+    Ok(slots)
+}
+
+/// Moves up to `n` slots from the global list to `to`, mapping a chunk
+/// first if the list is empty.
+fn take_free(to: &mut Vec<ClosureSlot>, n: usize) -> Result<()> {
+    let mut free = free_slots();
+    if free.is_empty() {
+        // Reversed, so that popping from the end hands out ascending slots.
+        free.extend(map_closure_chunk(false)?.into_iter().rev());
+    }
+    let at = free.len().saturating_sub(n);
+    to.extend(free.drain(at..));
+    Ok(())
+}
+
+fn no_slot() -> Error {
+    Error::CodeMemory {
+        reason: "no closure slot available".into(),
+    }
+}
+
+/// Takes a closure slot from the free list, mapping a new chunk of
+/// trampolines when it is empty. Thread-safe; the common case takes no
+/// lock (each thread keeps a few free slots of its own).
+///
+/// The slot's record is zeroed except for its thunk word, which points at
+/// the routine that reports a call of a freed closure: fill the record,
+/// storing the thunk word last.
+///
+/// ```
+/// use jitffi::closure::record;
+/// use jitffi::memory::{self, alloc_closure_slot, free_closure_slot};
+/// // A "thunk" that returns what the trampoline put in r11: mov rax, r11; ret.
+/// let thunk = memory::publish(&[0x4C, 0x89, 0xD8, 0xC3]).unwrap();
+/// let slot = alloc_closure_slot().unwrap();
+/// // SAFETY: the record is ours; its thunk word is pointer-aligned.
+/// unsafe { slot.record.add(record::THUNK).cast::<*const u8>().write(thunk) };
+/// // SAFETY: the trampoline jumps to `thunk`, a complete `usize f(void)`.
+/// let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> usize>(slot.code) };
+/// assert_eq!(f(), slot.record as usize);
+/// // SAFETY: allocated above, freed once, not called afterwards.
+/// unsafe { free_closure_slot(slot) };
+/// ```
+#[inline]
+pub fn alloc_closure_slot() -> Result<ClosureSlot> {
+    let hit = SLOT_CACHE.try_with(|cache| cache.try_borrow_mut().ok()?.0.pop());
+    match hit {
+        Ok(Some(slot)) => Ok(slot),
+        _ => alloc_closure_slot_slow(),
+    }
+}
+
+/// Refills this thread's cache from the global list, or takes a slot
+/// straight from it while the thread is exiting (its cache gone).
+#[cold]
+#[inline(never)]
+fn alloc_closure_slot_slow() -> Result<ClosureSlot> {
+    let cached = SLOT_CACHE.try_with(|cache| {
+        let mut cache = cache.try_borrow_mut().ok()?;
+        // Room for a full cache, so the fast free path never reallocates.
+        cache.0.reserve(CACHE_MAX);
+        Some(take_free(&mut cache.0, CACHE_BATCH).and_then(|()| cache.0.pop().ok_or_else(no_slot)))
+    });
+    match cached {
+        Ok(Some(result)) => result,
+        _ => {
+            let mut one = Vec::with_capacity(1);
+            take_free(&mut one, 1)?;
+            one.pop().ok_or_else(no_slot)
+        }
+    }
+}
+
+/// Returns a slot to the free list. Its record's thunk word is pointed at a
+/// routine that aborts with a clear message, so a call through a dangling
+/// closure pointer fails loudly instead of running stale code, and the
+/// record's other words are zeroed. Any thread may free any slot.
+///
+/// Memory is never unmapped: a stale code pointer always reaches the abort
+/// routine, until the slot is handed out again.
+///
+/// # Safety
+/// `slot` came from [`alloc_closure_slot`], is not freed twice, and nothing
+/// calls its code any more.
+///
+/// ```
+/// use jitffi::closure::record;
+/// use jitffi::memory::{alloc_closure_slot, free_closure_slot};
+/// let slot = alloc_closure_slot().unwrap();
+/// // SAFETY: the record is ours until freed.
+/// unsafe { slot.record.add(record::USER_DATA).cast::<usize>().write(7) };
+/// // SAFETY: allocated above, freed once, never called.
+/// unsafe { free_closure_slot(slot) };
+/// ```
+#[inline]
+pub unsafe fn free_closure_slot(slot: ClosureSlot) {
+    // SAFETY: per the contract, `slot.record` is a record of ours that no
+    // one uses any more.
+    unsafe { retire_record(slot.record) };
+    let kept = SLOT_CACHE
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return false;
+            };
+            let room = cache.0.len() < CACHE_MAX.min(cache.0.capacity());
+            if room {
+                cache.0.push(slot);
+            }
+            room
+        })
+        .unwrap_or(false);
+    if !kept {
+        free_closure_slot_slow(slot);
+    }
+}
+
+/// Frees into a full (or not yet allocated) cache, handing its oldest
+/// slots back to the global list, or straight to the global list while
+/// the thread is exiting.
+#[cold]
+#[inline(never)]
+fn free_closure_slot_slow(slot: ClosureSlot) {
+    let kept = SLOT_CACHE
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return false;
+            };
+            cache.0.reserve(CACHE_MAX);
+            if cache.0.len() >= CACHE_MAX {
+                // The oldest go back; the recently freed stay warm here.
+                free_slots().extend(cache.0.drain(..CACHE_BATCH));
+            }
+            cache.0.push(slot);
+            true
+        })
+        .unwrap_or(false);
+    if !kept {
+        free_slots().push(slot);
+    }
+}
+
+/// Points the record's thunk word at the abort routine (first, so that a
+/// racing stale call never finds half a record), then zeroes the rest.
+///
+/// # Safety
+/// `record` is a closure record of [`crate::closure::record::SIZE`]
+/// writable, 64-aligned bytes.
+#[inline]
+unsafe fn retire_record(record: *mut u8) {
+    use crate::closure::record as r;
+    // SAFETY: the thunk word is aligned and inside the record; trampolines
+    // on other threads only ever read it.
+    let thunk = unsafe { AtomicUsize::from_ptr(record.add(r::THUNK).cast::<usize>()) };
+    thunk.store(freed_routine(), Ordering::Release);
+    // SAFETY: both ranges lie inside the record and skip the thunk word.
+    unsafe {
+        std::ptr::write_bytes(record, 0, r::THUNK);
+        let after = r::THUNK + std::mem::size_of::<usize>();
+        std::ptr::write_bytes(record.add(after), 0, r::SIZE - after);
+    }
+}
+
+/// Bytes mapped for closure slots (trampoline and record pages together).
+/// Chunks are never unmapped, so this only grows, and only when more
+/// slots are live at once than ever before.
+///
+/// ```
+/// use jitffi::memory::{alloc_closure_slot, closure_slot_bytes, free_closure_slot};
+/// let slot = alloc_closure_slot().unwrap();
+/// // At least one chunk: a code page and the records' pages.
+/// assert!(closure_slot_bytes() >= 5 * 4096);
+/// // SAFETY: allocated above, freed once, never called.
+/// unsafe { free_closure_slot(slot) };
+/// ```
+pub fn closure_slot_bytes() -> usize {
+    SLOT_BYTES.load(Ordering::Relaxed)
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
@@ -893,49 +1377,272 @@ mod tests {
             }
         }
     }
-}
 
-/// A closure's slot: a 64-byte record in ordinary read-write memory and the
-/// trampoline that makes it callable.
-///
-/// The trampoline is never written after its page became executable: it
-/// loads the record's address into `r11` and jumps through the record's
-/// first word (the shape's thunk). Everything that varies per closure lives
-/// in the record (see [`crate::closure::record`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClosureSlot {
-    /// The record: [`crate::closure::record::SIZE`] writable bytes.
-    pub record: *mut u8,
-    /// The trampoline: the closure's native code address.
-    pub code: *const u8,
-}
+    // ---- closure slots ----
 
-// SAFETY: a slot names process-wide memory that is never unmapped; which
-// thread uses it is the owner's business (the closure types synchronise).
-unsafe impl Send for ClosureSlot {}
-// SAFETY: as above.
-unsafe impl Sync for ClosureSlot {}
+    use crate::closure::record;
+    use std::collections::HashSet;
 
-/// Takes a closure slot from the free list, mapping a new chunk of
-/// trampolines when it is empty. Thread-safe.
-pub fn alloc_closure_slot() -> Result<ClosureSlot> {
-    Err(Error::CodeMemory {
-        reason: "closure slots under construction".into(),
-    })
-}
+    /// Serialises the tests that use the global slot lists, so that what
+    /// one frees is still there when it looks.
+    static SLOT_TESTS: Mutex<()> = Mutex::new(());
 
-/// Returns a slot to the free list. Its record's thunk word is pointed at a
-/// routine that aborts with a clear message, so a call through a dangling
-/// closure pointer fails loudly instead of running stale code.
-///
-/// # Safety
-/// `slot` came from [`alloc_closure_slot`], is not freed twice, and nothing
-/// calls its code any more.
-pub unsafe fn free_closure_slot(slot: ClosureSlot) {
-    let _ = slot;
-}
+    fn slot_lock() -> std::sync::MutexGuard<'static, ()> {
+        SLOT_TESTS.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
-/// Bytes mapped for closure slots (trampoline and record pages together).
-pub fn closure_slot_bytes() -> usize {
-    0
+    /// `mov rax, r11; ret`: returns the record address the trampoline set.
+    fn r11_thunk() -> *const u8 {
+        publish(&[0x4C, 0x89, 0xD8, 0xC3]).unwrap()
+    }
+
+    fn read_word(p: *const u8) -> usize {
+        // SAFETY: callers pass aligned words inside live records.
+        unsafe { p.cast::<usize>().read() }
+    }
+
+    fn call_usize(p: *const u8) -> usize {
+        // SAFETY: callers pass trampolines whose record's thunk is
+        // `r11_thunk`, a complete `extern "C" fn() -> usize`.
+        let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> usize>(p) };
+        f()
+    }
+
+    /// The mapping of this process holding `p`: (permissions, whole line).
+    fn mapping_of(p: usize) -> (String, String) {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let (a, b) = f.next().unwrap().split_once('-').unwrap();
+            let (a, b) = (
+                usize::from_str_radix(a, 16).unwrap(),
+                usize::from_str_radix(b, 16).unwrap(),
+            );
+            if a <= p && p < b {
+                return (f.next().unwrap().to_string(), line.to_string());
+            }
+        }
+        panic!("{p:#x} is in no mapping");
+    }
+
+    #[test]
+    fn closure_chunk_layout_and_trampoline_bytes() {
+        let (code_len, data_len) = closure_chunk_layout().unwrap();
+        assert_eq!((code_len, data_len), (4096, 4 * 4096));
+        for force_memfd in [false, true] {
+            let slots = map_closure_chunk(force_memfd).unwrap();
+            assert_eq!(slots.len(), CLOSURE_CHUNK_SLOTS);
+            let base = slots[0].code as usize;
+            let data = base + code_len;
+            assert_eq!(base % page_size(), 0);
+            let codes: HashSet<usize> = slots.iter().map(|s| s.code as usize).collect();
+            let records: HashSet<usize> = slots.iter().map(|s| s.record as usize).collect();
+            assert_eq!(codes.len(), CLOSURE_CHUNK_SLOTS, "distinct trampolines");
+            assert_eq!(records.len(), CLOSURE_CHUNK_SLOTS, "distinct records");
+            for (i, s) in slots.iter().enumerate() {
+                assert_eq!(s.code as usize, base + 16 * i);
+                assert_eq!(s.record as usize, data + 64 * i);
+                assert_eq!(read_word(s.record), freed_routine(), "idle thunk of {i}");
+                for w in [
+                    record::CIF_STORAGE,
+                    record::CIF,
+                    record::FUN,
+                    record::USER_DATA,
+                ] {
+                    assert_eq!(read_word(s.record.wrapping_add(w)), 0, "word {w} of {i}");
+                }
+            }
+            for i in [0usize, 1, 2, 100, 254, 255] {
+                let s = slots[i];
+                // SAFETY: a trampoline is 16 readable (RX) bytes.
+                let t = unsafe { std::slice::from_raw_parts(s.code, 16) };
+                assert_eq!(
+                    &t[..7],
+                    &[0xF3, 0x0F, 0x1E, 0xFA, 0x4C, 0x8D, 0x1D],
+                    "slot {i}"
+                );
+                assert_eq!(&t[11..], &[0x41, 0xFF, 0x23, 0xCC, 0xCC], "slot {i}");
+                let disp = i32::from_le_bytes(t[7..11].try_into().unwrap());
+                // rip after the lea, plus the displacement, is the record.
+                let target = (s.code as usize + 11).wrapping_add_signed(disp as isize);
+                assert_eq!(target, s.record as usize, "slot {i}");
+                assert_eq!(disp as usize, code_len + 48 * i - 11, "slot {i}");
+            }
+            // The code page is read-execute, never writable; the records
+            // are plain read-write data.
+            let (code_perms, line) = mapping_of(base);
+            assert!(code_perms.starts_with("r-x"), "{line}");
+            if force_memfd {
+                assert_eq!(code_perms, "r-xs", "{line}");
+                assert!(line.contains("jitffi-closures"), "{line}");
+            } else {
+                assert_eq!(code_perms, "r-xp", "{line}");
+            }
+            for p in [data, data + data_len - 1] {
+                let (perms, line) = mapping_of(p);
+                assert_eq!(perms, "rw-p", "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn slot_code_puts_the_record_in_r11_and_jumps_through_its_thunk_word() {
+        let thunk = r11_thunk();
+        for force_memfd in [false, true] {
+            let slots = map_closure_chunk(force_memfd).unwrap();
+            for i in [0usize, 1, 77, 255] {
+                let s = slots[i];
+                // SAFETY: the record is this test's (the chunk was never
+                // added to the free lists).
+                unsafe { s.record.cast::<*const u8>().write(thunk) };
+                assert_eq!(call_usize(s.code), s.record as usize, "slot {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn trampoline_refuses_out_of_reach_records() {
+        assert!(trampoline(0x1000, 0x1000 + 11 + i32::MAX as usize).is_some());
+        assert!(trampoline(0x1000, 0x1000 + 12 + i32::MAX as usize).is_none());
+        assert!(trampoline(usize::MAX - 3, 0).is_none());
+    }
+
+    #[test]
+    fn free_installs_the_freed_closure_routine_and_zeroes_the_record() {
+        let _serial = slot_lock();
+        let slot = alloc_closure_slot().unwrap();
+        assert_eq!(read_word(slot.record), freed_routine(), "fresh slot");
+        for off in (0..record::SIZE).step_by(8) {
+            // SAFETY: the record is ours until freed.
+            unsafe {
+                slot.record
+                    .add(off)
+                    .cast::<usize>()
+                    .write(0xDEAD_0000 + off)
+            };
+        }
+        // SAFETY: allocated above, freed once, never called.
+        unsafe { free_closure_slot(slot) };
+        assert_eq!(read_word(slot.record), freed_routine());
+        for off in (8..record::SIZE).step_by(8) {
+            assert_eq!(read_word(slot.record.wrapping_add(off)), 0, "word at {off}");
+        }
+        // This thread's cache hands the same slot out again (LIFO).
+        let again = alloc_closure_slot().unwrap();
+        assert_eq!(again, slot);
+        // SAFETY: as above.
+        unsafe { free_closure_slot(again) };
+    }
+
+    #[test]
+    fn alloc_uses_whole_chunks_and_never_duplicates() {
+        let _serial = slot_lock();
+        let before = closure_slot_bytes();
+        let n = 3 * CLOSURE_CHUNK_SLOTS + 5;
+        let slots: Vec<ClosureSlot> = (0..n).map(|_| alloc_closure_slot().unwrap()).collect();
+        let distinct: HashSet<usize> = slots.iter().map(|s| s.code as usize).collect();
+        assert_eq!(distinct.len(), n);
+        let (code_len, data_len) = closure_chunk_layout().unwrap();
+        let grown = closure_slot_bytes() - before;
+        assert_eq!(grown % (code_len + data_len), 0);
+        assert!(grown <= 4 * (code_len + data_len), "grew by {grown}");
+        let thunk = r11_thunk();
+        for s in &slots {
+            // SAFETY: the record is ours until freed.
+            unsafe { s.record.cast::<*const u8>().write(thunk) };
+            assert_eq!(call_usize(s.code), s.record as usize);
+        }
+        for s in slots {
+            // SAFETY: allocated above, freed once, not called afterwards.
+            unsafe { free_closure_slot(s) };
+        }
+        // All of them are reused: no growth for the same number again.
+        let mid = closure_slot_bytes();
+        let again: Vec<ClosureSlot> = (0..n).map(|_| alloc_closure_slot().unwrap()).collect();
+        assert_eq!(closure_slot_bytes(), mid);
+        for s in again {
+            // SAFETY: as above.
+            unsafe { free_closure_slot(s) };
+        }
+    }
+
+    #[test]
+    fn an_exiting_thread_returns_its_cached_slots() {
+        let _serial = slot_lock();
+        let freed: Vec<usize> = std::thread::spawn(|| {
+            let slots: Vec<ClosureSlot> = (0..10).map(|_| alloc_closure_slot().unwrap()).collect();
+            let addrs = slots.iter().map(|s| s.record as usize).collect();
+            for s in slots {
+                // SAFETY: allocated above, freed once, never called.
+                unsafe { free_closure_slot(s) };
+            }
+            addrs
+        })
+        .join()
+        .unwrap();
+        let global: HashSet<usize> = free_slots().iter().map(|s| s.record as usize).collect();
+        for r in freed {
+            assert!(
+                global.contains(&r),
+                "slot {r:#x} stayed in a dead thread's cache"
+            );
+        }
+    }
+
+    const FREED_CHILD: &str = "JITFFI_FREED_SLOT_CHILD";
+
+    /// Runs in a child process only (see `calling_a_freed_slot_aborts`).
+    #[test]
+    fn child_calls_a_freed_slot() {
+        if std::env::var_os(FREED_CHILD).is_none() {
+            return;
+        }
+        let slot = alloc_closure_slot().unwrap();
+        // SAFETY: the record is ours until freed.
+        unsafe { slot.record.cast::<*const u8>().write(r11_thunk()) };
+        assert_eq!(call_usize(slot.code), slot.record as usize);
+        // SAFETY: allocated above and freed once; the call below is the
+        // deliberate misuse under test, which must abort.
+        unsafe { free_closure_slot(slot) };
+        // SAFETY: not sound, on purpose: the freed slot's thunk is the
+        // abort routine, which never returns.
+        let f =
+            unsafe { std::mem::transmute::<*const u8, extern "C" fn(i32, f64) -> i32>(slot.code) };
+        let r = f(1, 2.0);
+        println!("the freed slot returned {r}");
+    }
+
+    #[test]
+    fn calling_a_freed_slot_aborts_with_a_message() {
+        use std::os::unix::process::ExitStatusExt;
+        if std::env::var_os(FREED_CHILD).is_some() {
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "memory::tests::child_calls_a_freed_slot",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(FREED_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "child survived:\n{stdout}\n{stderr}");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{:?}\n{stdout}\n{stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains(
+                "jitffi: a freed closure was called (its code pointer outlived the Closure)"
+            ),
+            "stderr:\n{stderr}"
+        );
+        assert!(!stdout.contains("returned"), "{stdout}");
+    }
 }

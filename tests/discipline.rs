@@ -17,78 +17,10 @@ mod jit {
 #[path = "support/native_ret.rs"]
 mod native_ret;
 
-fn i8() -> Type {
-    Type::i8()
-}
-fn i32() -> Type {
-    Type::i32()
-}
-fn i64() -> Type {
-    Type::i64()
-}
-fn f64() -> Type {
-    Type::f64()
-}
-fn f80() -> Type {
-    Type::long_double()
-}
-fn st<const N: usize>(fields: [Type; N]) -> Type {
-    Type::structure(fields).expect("valid struct")
-}
-fn s_dd() -> Type {
-    st([f64(), f64()])
-}
-fn s_q4() -> Type {
-    st([i64(), i64(), i64(), i64()])
-}
-fn s_ddd() -> Type {
-    st([f64(), f64(), f64()])
-}
-fn s_100() -> Type {
-    st([Type::array(i32(), 25).expect("valid array")])
-}
-fn s_ld1() -> Type {
-    st([f80()])
-}
-fn s_ldi() -> Type {
-    st([f80(), i32()])
-}
-fn s_ll() -> Type {
-    st([i64(), i64()])
-}
-fn s_di() -> Type {
-    st([f64(), i32()])
-}
-fn s_iii() -> Type {
-    st([i32(), i32(), i32()])
-}
-fn s_fff() -> Type {
-    st([Type::f32(), Type::f32(), Type::f32()])
-}
-fn s_qd() -> Type {
-    st([i64(), f64()])
-}
-fn s_ccc() -> Type {
-    st([i8(), i8(), i8()])
-}
-fn s_c3() -> Type {
-    st([Type::array(i8(), 3).expect("valid array")])
-}
-fn s_odd() -> Type {
-    st([Type::u8(), Type::u16(), Type::u8()])
-}
-fn s_scic() -> Type {
-    st([Type::i16(), i8(), i32(), i8()])
-}
-fn s_nest_mix() -> Type {
-    st([st([i8(), Type::i16()]), st([i32()]), Type::f32()])
-}
-fn u_c12i() -> Type {
-    Type::union([Type::array(i8(), 12).expect("valid array"), i32()]).expect("valid union")
-}
-fn s_fi() -> Type {
-    st([Type::f32(), i32()])
-}
+#[path = "support/shapes.rs"]
+mod shapes;
+use shapes::*;
+
 fn n_of(t: Type, n: usize) -> Vec<Type> {
     vec![t; n]
 }

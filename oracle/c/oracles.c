@@ -8,7 +8,10 @@
  * with gcc's own calling code and stores the result the way libffi's
  * ffi_call does (integers narrower than 64 bits widened into 8 bytes).
  * Tests call each oracle through jitffi and through direct_*, then compare
- * the records and the returned bytes.
+ * the records and the returned bytes. `call_or_x(fn, rvalue, avalue)` is
+ * the same caller with the callee a parameter: pointed at a jitffi closure
+ * of the oracle's signature, it shows how gcc passes arguments to, and
+ * reads results from, the closure.
  *
  * Adding a case: one line in ORACLE_LIST (and one line in the Rust table of
  * tests/c_oracle.rs). A new type needs rec_T, mk_T and st_T below.
@@ -337,8 +340,22 @@ MK(u_fd) r.d = mkf64(h, 1); END
     EACH19(M, S, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s) S() M(19, t)
 
 #define PARAM(i, T) T a##i
+#define PTYPE(i, T) T
 #define RECORD(i, T) rec_##T(i, &a##i);
 #define ARGVAL(i, T) *(const T *)av[i]
+#define FIRST(a, ...) a
+
+/* gcc's caller of any function of this signature at fn, in libffi form. */
+#define CALLER(name, R, ...)                                                \
+    void call_##name(void *fn, void *rv, void **av);                        \
+    void call_##name(void *fn, void *rv, void **av)                         \
+    {                                                                       \
+        R (*f)(EACH(PTYPE, COMMA, __VA_ARGS__)) =                           \
+            (R(*)(EACH(PTYPE, COMMA, __VA_ARGS__)))fn;                      \
+        R r = f(EACH(ARGVAL, COMMA, __VA_ARGS__));                          \
+        if (rv)                                                             \
+            st_##R(rv, r);                                                  \
+    }
 
 /* noipa: the direct caller must really call, with the ABI's calling code
  * (no inlining, no clone with a private convention). */
@@ -355,7 +372,8 @@ MK(u_fd) r.d = mkf64(h, 1); END
         R r = name(EACH(ARGVAL, COMMA, __VA_ARGS__));                       \
         if (rv)                                                             \
             st_##R(rv, r);                                                  \
-    }
+    }                                                                       \
+    CALLER(name, R, __VA_ARGS__)
 
 #define ORACLE_VOID(name, ...)                                              \
     __attribute__((noipa)) void name(EACH(PARAM, COMMA, __VA_ARGS__));     \
@@ -369,6 +387,14 @@ MK(u_fd) r.d = mkf64(h, 1); END
     {                                                                       \
         (void)rv;                                                           \
         name(EACH(ARGVAL, COMMA, __VA_ARGS__));                             \
+    }                                                                       \
+    void call_##name(void *fn, void *rv, void **av);                        \
+    void call_##name(void *fn, void *rv, void **av)                         \
+    {                                                                       \
+        void (*f)(EACH(PTYPE, COMMA, __VA_ARGS__)) =                        \
+            (void (*)(EACH(PTYPE, COMMA, __VA_ARGS__)))fn;                  \
+        (void)rv;                                                           \
+        f(EACH(ARGVAL, COMMA, __VA_ARGS__));                                \
     }
 
 /* A call of a variadic oracle `fn` with these argument types. */
@@ -376,6 +402,15 @@ MK(u_fd) r.d = mkf64(h, 1); END
     static void direct_##name(void *rv, void **av)                          \
     {                                                                       \
         R r = fn(EACH(ARGVAL, COMMA, __VA_ARGS__));                         \
+        if (rv)                                                             \
+            st_##R(rv, r);                                                  \
+    }                                                                       \
+    /* The callee is variadic after its first parameter, as fn is. */       \
+    void call_##name(void *f, void *rv, void **av);                         \
+    void call_##name(void *f, void *rv, void **av)                          \
+    {                                                                       \
+        R (*g)(FIRST(__VA_ARGS__), ...) = (R(*)(FIRST(__VA_ARGS__), ...))f; \
+        R r = g(EACH(ARGVAL, COMMA, __VA_ARGS__));                          \
         if (rv)                                                             \
             st_##R(rv, r);                                                  \
     }
@@ -534,6 +569,13 @@ static void direct_or_void0(void *rv, void **av)
     (void)av;
     or_void0();
 }
+void call_or_void0(void *fn, void *rv, void **av);
+void call_or_void0(void *fn, void *rv, void **av)
+{
+    (void)rv;
+    (void)av;
+    ((void (*)(void))fn)();
+}
 
 /* A callee that overwrites its by-value arguments after recording them: a
  * caller that passed its own copy (not a fresh one) sees it change. */
@@ -563,13 +605,20 @@ static void direct_or_scribble(void *rv, void **av)
     (void)rv;
     or_scribble(*(s_q4 *)av[0], *(s_100 *)av[1], *(s_ldi *)av[2], *(f80 *)av[3], *(s_dd *)av[4]);
 }
+void call_or_scribble(void *fn, void *rv, void **av);
+void call_or_scribble(void *fn, void *rv, void **av)
+{
+    void (*f)(s_q4, s_100, s_ldi, f80, s_dd) = (void (*)(s_q4, s_100, s_ldi, f80, s_dd))fn;
+    (void)rv;
+    f(*(s_q4 *)av[0], *(s_100 *)av[1], *(s_ldi *)av[2], *(f80 *)av[3], *(s_dd *)av[4]);
+}
 
-#define ENTRY(name, ...) {#name, (void *)name, direct_##name},
-#define ENTRY_VA(name, fn, ...) {#name, (void *)fn, direct_##name},
+#define ENTRY(name, ...) {#name, (void *)name, direct_##name, call_##name},
+#define ENTRY_VA(name, fn, ...) {#name, (void *)fn, direct_##name, call_##name},
 
 const struct oracle_case oracle_cases[] = {
-    {"or_void0", (void *)or_void0, direct_or_void0},
-    {"or_scribble", (void *)or_scribble, direct_or_scribble},
+    {"or_void0", (void *)or_void0, direct_or_void0, call_or_void0},
+    {"or_scribble", (void *)or_scribble, direct_or_scribble, call_or_scribble},
     ORACLE_LIST(ENTRY, ENTRY, ENTRY_VA)
 };
 const size_t oracle_case_count = sizeof oracle_cases / sizeof oracle_cases[0];

@@ -11,11 +11,14 @@
 
 /* One oracle call shape: the function and a caller compiled by gcc that
  * calls it with the arguments at avalue and stores the result at rvalue
- * (narrow integers widened to 8 bytes; rvalue may be NULL). */
+ * (narrow integers widened to 8 bytes; rvalue may be NULL). `call` is the
+ * same caller for any function of the shape at `fn` (for variadic shapes,
+ * called as a variadic function after its first parameter). */
 struct oracle_case {
     const char *name;
     void *fn;
     void (*direct)(void *rvalue, void **avalue);
+    void (*call)(void *fn, void *rvalue, void **avalue);
 };
 
 extern const struct oracle_case oracle_cases[];

@@ -3,8 +3,9 @@
 //!
 //! Each [`Case`] is one call shape: `func` is the oracle (for variadic
 //! shapes, the variadic function), `direct` calls it with gcc's own calling
-//! code in libffi form. The record is per thread, so tests may run in
-//! parallel.
+//! code in libffi form, and `call` is the same caller for any function of
+//! the shape (a jitffi closure, above all). The record is per thread, so
+//! tests may run in parallel.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
@@ -18,11 +19,18 @@ pub const SLOT: usize = 128;
 /// bytes; `rvalue` may be null).
 pub type DirectFn = unsafe extern "C" fn(*mut c_void, *const *const c_void);
 
+/// `void call(void *fn, void *rvalue, void **avalue)`: calls `fn`, a
+/// function of the case's signature (variadic after the first parameter for
+/// variadic cases), with gcc's calling code, and stores its result as
+/// [`DirectFn`] does.
+pub type CallFn = unsafe extern "C" fn(*const c_void, *mut c_void, *const *const c_void);
+
 #[repr(C)]
 struct RawCase {
     name: *const c_char,
     func: *const c_void,
     direct: DirectFn,
+    call: CallFn,
 }
 
 extern "C" {
@@ -43,6 +51,8 @@ pub struct Case {
     pub func: *const c_void,
     /// gcc's caller of `func` in libffi form.
     pub direct: DirectFn,
+    /// gcc's caller of any function of this shape, in libffi form.
+    pub call: CallFn,
 }
 
 /// Every case in the C table.
@@ -56,6 +66,7 @@ pub fn cases() -> Vec<Case> {
                 name: CStr::from_ptr(c.name).to_str().unwrap_or("<non-utf8>"),
                 func: c.func,
                 direct: c.direct,
+                call: c.call,
             })
             .collect()
     }
@@ -135,6 +146,39 @@ mod tests {
         unsafe { (c.direct)((&mut ret as *mut u64).cast(), avalue.as_ptr()) };
         assert_eq!(record(), from_rust);
         assert_eq!(ret, r as i64 as u64, "widened to ffi_arg");
+    }
+
+    #[test]
+    fn call_reaches_the_function_it_is_given() {
+        let c = case("or_i32").expect("or_i32 in the table");
+        let (a, b) = (-5i32, 0x7fff_0000i32);
+        let avalue = [
+            (&a as *const i32).cast::<c_void>(),
+            (&b as *const i32).cast(),
+        ];
+        let (mut via_direct, mut via_call) = (0u64, 0u64);
+        reset();
+        // SAFETY: the direct caller reads two int32 and writes 8 bytes.
+        unsafe { (c.direct)((&mut via_direct as *mut u64).cast(), avalue.as_ptr()) };
+        let want = record();
+        reset();
+        // SAFETY: as above, with the oracle itself as the callee.
+        unsafe { (c.call)(c.func, (&mut via_call as *mut u64).cast(), avalue.as_ptr()) };
+        assert_eq!((record(), via_call), (want, via_direct));
+
+        extern "C" fn other(x: i32, y: i32) -> i32 {
+            x.wrapping_mul(3) ^ y
+        }
+        let mut r = 0u64;
+        // SAFETY: `other` has the case's signature.
+        unsafe {
+            (c.call)(
+                other as *const c_void,
+                (&mut r as *mut u64).cast(),
+                avalue.as_ptr(),
+            )
+        };
+        assert_eq!(r, other(a, b) as i64 as u64, "widened to ffi_arg");
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! x86-64 emitter: a [`CallPlan`] in, a position-independent call stub out.
+//! x86-64 emitter: a [`CallPlan`] in, a position-independent call stub or
+//! closure thunk out.
+//!
+//! # Call stubs
 //!
 //! The stub is a SysV function `stub(fn, rvalue, args)` (see
 //! [`EntryForm`]). It knows no ABI: it moves every piece of every argument
@@ -47,6 +50,47 @@
 //! aggregate tails. None of them, nor `rbx`/`r12`/`rsp`/`rbp`, may be a
 //! plan's argument register (a static chain in `r10` needs a new base
 //! register first).
+//!
+//! # Closure thunks
+//!
+//! A thunk ([`compile_closure_thunk`]) is a stub's mirror image, compiled
+//! from the same plan and shared by every closure of the shape. It is a
+//! native function of the plan's signature entered with one extra register:
+//! `r11` = the closure record (see [`crate::closure::record`]), set by the
+//! slot trampoline. It gathers the arguments into an argument-pointer
+//! array, calls the record's handler `fun(cif, rvalue, args, user_data)`
+//! (a SysV function), and hands the result back the way the plan says.
+//!
+//! ```text
+//!   [rbp + 16 + off]  the caller's stack arguments (plan offset `off`)
+//!   [rbp + 8]    return address
+//!   [rbp]        caller's rbp          <- rbp (frame-pointer chain)
+//!   [rbp - 8]    caller's rbx          (rbx = the record)
+//!   [rbp - 16]   caller's r12          (r12 = the sret pointer)
+//!   ...          return buffer: max(16, round16(size)) bytes, 16-aligned
+//!                (none for an sret return: the handler writes straight
+//!                into the caller's buffer, as with libffi)
+//!   ...          value slots, 16-aligned, one per argument the thunk copies
+//!   [rsp + 8i]   args[i]               <- rsp, 16-aligned at the call
+//! ```
+//!
+//! `args[i]` points into the caller's area when argument `i` arrives whole
+//! and in order on the stack (no copy), is the pointer itself for an
+//! Indirect argument, and otherwise points at a slot the thunk fills: every
+//! register piece is stored first (odd sizes as two stores ending at the
+//! piece's end, or one word when the bytes past the piece are slot
+//! padding), then stack pieces are copied, as every argument register is
+//! free by then. Return pieces are loaded from the buffer into distinct
+//! registers, narrow integers widened from their own `size` bytes (so a
+//! handler may write either an `ffi_arg` or the bare value); x87 values
+//! are pushed deepest first so that `st0` ends on top.
+//!
+//! ```
+//! use jitffi::{classify::classify, emit::x64, Abi, Type};
+//! let s2 = classify(Abi::SysV64, &Type::i32(), &[Type::i32(), Type::i32()], None).unwrap();
+//! let code = x64::compile_closure_thunk(&s2).unwrap();
+//! assert!(code.windows(3).any(|w| w == [0xFF, 0x53, 0x28])); // call [rbx + 40]
+//! ```
 
 // dynasm's dynamic-register expansion calls `.into()` on our `u8`s.
 #![allow(clippy::useless_conversion)]
@@ -55,6 +99,7 @@ use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::EntryForm;
+use crate::closure::record;
 use crate::error::{Error, Result};
 use crate::plan::{ArgPass, CallPlan, Ext, Loc, Piece, RetPass};
 
@@ -102,6 +147,8 @@ enum Base {
     Rsp,
     /// The return buffer.
     Rbx,
+    /// The frame pointer (a closure thunk's incoming stack arguments).
+    Rbp,
 }
 
 /// A memory operand `[base + disp]`.
@@ -171,6 +218,9 @@ macro_rules! mem {
             (Base::Rbx, Ok(0)) => asm!($ops ; $($pre)* [rbx] $($post)*),
             (Base::Rbx, Ok(b)) => asm!($ops ; $($pre)* [BYTE rbx + b] $($post)*),
             (Base::Rbx, Err(_)) => asm!($ops ; $($pre)* [rbx + d] $($post)*),
+            (Base::Rbp, Ok(0)) => asm!($ops ; $($pre)* [rbp] $($post)*),
+            (Base::Rbp, Ok(b)) => asm!($ops ; $($pre)* [BYTE rbp + b] $($post)*),
+            (Base::Rbp, Err(_)) => asm!($ops ; $($pre)* [rbp + d] $($post)*),
         }
     }};
 }
@@ -308,30 +358,7 @@ impl Emitter<'_> {
         if !self.plan.args.is_empty() {
             asm!(ops ; mov r10, rdx);
         }
-        if frame.size > PAGE {
-            // Walk down a page at a time, touching each one, so a frame
-            // larger than the guard gap faults instead of skipping it.
-            let pages = disp_i32(frame.size / PAGE)?;
-            let rest = disp_i32(frame.size % PAGE)?;
-            asm!(ops
-                ; mov eax, pages
-                ; probe:
-                ; sub rsp, PAGE as i32
-                ; or BYTE [rsp], 0
-                ; dec eax
-                ; jnz BYTE <probe
-            );
-            if rest != 0 {
-                asm!(ops ; sub rsp, rest);
-            }
-        } else if let Ok(size) = i8::try_from(frame.size) {
-            if size > 0 {
-                asm!(ops ; sub rsp, BYTE size);
-            }
-        } else {
-            let size = disp_i32(frame.size)?;
-            asm!(ops ; sub rsp, size);
-        }
+        alloc_frame(ops, frame.size)?;
         if let Some(temp) = frame.sret_temp {
             // A null rvalue still needs somewhere for the callee to write.
             let m = Mem::new(Base::Rsp, temp)?;
@@ -422,31 +449,7 @@ impl Emitter<'_> {
     /// the value. Uses `rax`/`xmm0` (or `rsi`/`rdi`/`rcx`), so only before
     /// any argument register is loaded.
     fn copy(&mut self, src: Mem, dst: Mem, n: u32) -> Result<()> {
-        let ops = &mut self.ops;
-        if n > REP_MOVSB_MIN {
-            let count = disp_i32(u64::from(n))?;
-            mem!(ops, src, [lea rsi,], []);
-            mem!(ops, dst, [lea rdi,], []);
-            asm!(ops ; mov ecx, count ; rep movsb);
-            return Ok(());
-        }
-        let (width, step): (u32, Mover) = match n {
-            0 => return Ok(()),
-            1 => (1, move_1),
-            2..=3 => (2, move_2),
-            4..=7 => (4, move_4),
-            8..=15 => (8, move_8),
-            _ => (16, move_16),
-        };
-        let mut k = 0;
-        while k + width <= n {
-            step(ops, src.plus(k)?, dst.plus(k)?);
-            k += width;
-        }
-        if k < n {
-            step(ops, src.plus(n - width)?, dst.plus(n - width)?);
-        }
-        Ok(())
+        copy_bytes(&mut self.ops, src, dst, n)
     }
 
     /// Indirect argument addresses and the sret pointer: after the copies
@@ -745,9 +748,434 @@ impl Emitter<'_> {
     }
 }
 
-/// Assembles an x86-64 closure thunk (see [`super::compile_closure_thunk`]).
-pub fn compile_closure_thunk(_plan: &CallPlan) -> Result<Vec<u8>> {
-    Err(asm_err("closure thunks under construction"))
+// The handler's arguments come from the record with 8-bit displacements.
+const _: () = assert!(record::USER_DATA < 128 && record::FUN < 128 && record::CIF < 128);
+const REC_CIF: i8 = record::CIF as i8;
+const REC_FUN: i8 = record::FUN as i8;
+const REC_USER_DATA: i8 = record::USER_DATA as i8;
+
+/// Bytes between `rbp` and the caller's outgoing argument area (saved
+/// `rbp`, return address).
+const INCOMING: u64 = 16;
+
+/// Where the handler finds argument `i`.
+#[derive(Clone, Copy, Debug)]
+enum ArgHome {
+    /// In the caller's argument area, at this stack offset: no copy.
+    Caller(u32),
+    /// Copied into the thunk's value slot at this frame offset.
+    Slot(u64),
+    /// Passed by reference: the pointer itself, from here.
+    Pointer(Loc),
+}
+
+/// A closure thunk's frame, from `rsp` after the prologue (see the module
+/// docs): the argument-pointer array at 0, the value slots, the return
+/// buffer.
+struct ThunkFrame {
+    /// Bytes below the saved registers (a multiple of 16).
+    size: u64,
+    homes: Vec<ArgHome>,
+    /// The return buffer (`None` for a value returned in memory: the
+    /// handler writes straight into the caller's buffer, as with libffi).
+    ret_buf: Option<u64>,
+}
+
+impl ThunkFrame {
+    fn layout(plan: &CallPlan) -> Result<ThunkFrame> {
+        let mut cursor = round16(8 * plan.args.len() as u64);
+        let mut homes = Vec::with_capacity(plan.args.len());
+        for (i, a) in plan.args.iter().enumerate() {
+            let value_size = a.ty.size() as u64;
+            let home = match &a.pass {
+                ArgPass::Indirect { pointer } => ArgHome::Pointer(*pointer),
+                ArgPass::Direct(pieces) => {
+                    for p in pieces {
+                        check_arg_piece(i, p, value_size)?;
+                    }
+                    match caller_copy(pieces, value_size) {
+                        Some(off) => ArgHome::Caller(off),
+                        None => {
+                            let at = cursor;
+                            cursor += round16(value_size.max(1));
+                            ArgHome::Slot(at)
+                        }
+                    }
+                }
+            };
+            homes.push(home);
+        }
+        let ret_buf = match &plan.ret.pass {
+            RetPass::Indirect { .. } => None,
+            RetPass::Void => Some(16),
+            // Odd-sized integer pieces are read as whole words.
+            RetPass::Direct(pieces) => Some(
+                pieces
+                    .iter()
+                    .map(|p| u64::from(p.offset) + u64::from(p.size.max(8)))
+                    .fold(plan.ret.ty.size() as u64, u64::max),
+            ),
+        }
+        .map(|bytes| {
+            let at = cursor;
+            cursor += round16(bytes).max(16);
+            at
+        });
+        let size = cursor;
+        if size > MAX_FRAME {
+            return Err(asm_err(format!(
+                "thunk frame of {size} bytes exceeds the limit of {MAX_FRAME}"
+            )));
+        }
+        Ok(ThunkFrame {
+            size,
+            homes,
+            ret_buf,
+        })
+    }
+}
+
+/// The stack offset of a value that arrives whole and in order in the
+/// caller's argument area, which the handler can then read in place.
+fn caller_copy(pieces: &[Piece], value_size: u64) -> Option<u32> {
+    let mut sorted: Vec<&Piece> = pieces.iter().collect();
+    sorted.sort_by_key(|p| p.offset);
+    let Loc::Stack(base) = sorted.first()?.loc else {
+        return None;
+    };
+    let mut next = 0u64;
+    for p in sorted {
+        let in_place = matches!(p.loc, Loc::Stack(off)
+            if u64::from(off) == u64::from(base) + u64::from(p.offset));
+        if !in_place || u64::from(p.offset) != next {
+            return None;
+        }
+        next += u64::from(p.size);
+    }
+    (next == value_size).then_some(base)
+}
+
+/// The caller's stack argument at `off` (`[rbp + 16 + off]`).
+fn incoming(off: u32) -> Result<Mem> {
+    Mem::new(Base::Rbp, INCOMING + u64::from(off))
+}
+
+/// Assembles an x86-64 closure thunk (see [`super::compile_closure_thunk`]
+/// and the module docs).
+///
+/// ```
+/// use jitffi::{classify::classify, emit::x64, plan::Loc, Abi, Type};
+/// let mut plan = classify(Abi::SysV64, &Type::f64(), &[Type::f64()], None).unwrap();
+/// let code = x64::compile_closure_thunk(&plan).unwrap();
+/// // endbr64; push rbp; mov rbp, rsp; push rbx; push r12; mov rbx, r11
+/// assert!(code.starts_with(&[0xF3, 0x0F, 0x1E, 0xFA, 0x55, 0x48, 0x89, 0xE5, 0x53]));
+/// assert!(code.ends_with(&[0x41, 0x5C, 0x5B, 0x5D, 0xC3])); // pop r12; pop rbx; pop rbp; ret
+/// plan.static_chain = Some(Loc::Gpr(10)); // not supported yet: refused
+/// assert!(x64::compile_closure_thunk(&plan).is_err());
+/// ```
+pub fn compile_closure_thunk(plan: &CallPlan) -> Result<Vec<u8>> {
+    if plan.static_chain.is_some() {
+        return Err(asm_err("static chain not supported yet"));
+    }
+    plan.check()
+        .map_err(|e| asm_err(format!("inconsistent plan: {e}")))?;
+    check_return(plan)?;
+    check_thunk_return(plan)?;
+    let frame = ThunkFrame::layout(plan)?;
+    let mut t = Thunk {
+        ops: VecAssembler::new(0),
+        plan,
+    };
+    t.prologue(&frame)?;
+    t.spill_registers(&frame)?;
+    t.point_at_arguments(&frame)?;
+    t.call_handler(&frame)?;
+    t.load_return(&frame)?;
+    let ops = &mut t.ops;
+    if frame.size > 0 {
+        asm!(ops ; lea rsp, [rbp - 16]);
+    }
+    asm!(ops
+        ; pop r12
+        ; pop rbx
+        ; pop rbp
+        ; ret
+    );
+    t.ops
+        .finalize()
+        .map_err(|err| asm_err(format!("dynasm: {err}")))
+}
+
+/// Return plans a thunk cannot produce, beyond what [`check_return`]
+/// refuses for stubs.
+fn check_thunk_return(plan: &CallPlan) -> Result<()> {
+    match &plan.ret.pass {
+        RetPass::Direct(pieces) => {
+            let mut seen: Vec<Loc> = Vec::with_capacity(pieces.len());
+            for p in pieces {
+                if seen.contains(&p.loc) {
+                    return Err(asm_err(format!(
+                        "return: two pieces in {}",
+                        p.loc.name(plan.arch)
+                    )));
+                }
+                seen.push(p.loc);
+                if let Loc::Gpr(_) = p.loc {
+                    if !matches!((p.size, p.ext), (1..=8, Ext::None) | (1 | 2 | 4 | 8, _)) {
+                        return Err(asm_err(format!("return: cannot load {p:?}")));
+                    }
+                }
+            }
+        }
+        RetPass::Indirect { pointer, returned } => {
+            match pointer {
+                Loc::Gpr(r) => check_arg_gpr(usize::MAX, *r)?,
+                Loc::Stack(off) if u64::from(*off) + 8 <= u64::from(plan.stack_bytes) => {}
+                other => {
+                    return Err(asm_err(format!(
+                        "the return buffer's address cannot arrive in {other:?}"
+                    )))
+                }
+            }
+            match returned {
+                None => {}
+                Some(Loc::Gpr(r)) if *r <= 15 && ![RBX, RSP, RBP, R12].contains(r) => {}
+                Some(other) => {
+                    return Err(asm_err(format!(
+                        "cannot hand the return buffer back in {other:?}"
+                    )))
+                }
+            }
+        }
+        RetPass::Void => {}
+    }
+    Ok(())
+}
+
+struct Thunk<'a> {
+    ops: Ops,
+    plan: &'a CallPlan,
+}
+
+impl Thunk<'_> {
+    fn prologue(&mut self, frame: &ThunkFrame) -> Result<()> {
+        let ops = &mut self.ops;
+        ops.extend(ENDBR64);
+        asm!(ops
+            ; push rbp
+            ; mov rbp, rsp
+            ; push rbx
+            ; push r12
+            ; mov rbx, r11
+        );
+        if let RetPass::Indirect { pointer, .. } = self.plan.ret.pass {
+            match pointer {
+                Loc::Gpr(r) => asm!(ops ; mov r12, Rq(r)),
+                Loc::Stack(off) => {
+                    let m = incoming(off)?;
+                    mem!(ops, m, [mov r12, QWORD], []);
+                }
+                // Refused by check_thunk_return.
+                _ => return Err(asm_err("return buffer address location")),
+            }
+        }
+        alloc_frame(ops, frame.size)
+    }
+
+    /// Stores every register-borne piece and Indirect pointer, before any
+    /// argument register serves as scratch (only `rax` does, here).
+    fn spill_registers(&mut self, frame: &ThunkFrame) -> Result<()> {
+        for (i, a) in self.plan.args.iter().enumerate() {
+            match (frame.homes[i], &a.pass) {
+                (ArgHome::Pointer(Loc::Gpr(r)), _) => {
+                    check_arg_gpr(i, r)?;
+                    let slot = Mem::new(Base::Rsp, 8 * i as u64)?;
+                    let ops = &mut self.ops;
+                    mem!(ops, slot, [mov QWORD], [, Rq(r)]);
+                }
+                (ArgHome::Slot(at), ArgPass::Direct(pieces)) => {
+                    let value_size = a.ty.size() as u64;
+                    for p in pieces {
+                        self.spill_piece(i, p, at, value_size)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a register piece of argument `i` into its slot at `at`.
+    fn spill_piece(&mut self, i: usize, p: &Piece, at: u64, value_size: u64) -> Result<()> {
+        let m = Mem::new(Base::Rsp, at + u64::from(p.offset))?;
+        let ops = &mut self.ops;
+        match (p.loc, p.size) {
+            (Loc::Gpr(r), _) => {
+                check_arg_gpr(i, r)?;
+                // A tail piece may store a whole word: the bytes past the
+                // value are slot padding.
+                let end = u64::from(p.offset) + u64::from(p.size);
+                let word =
+                    end == value_size && u64::from(p.offset) + 8 <= round16(value_size.max(1));
+                return self.spill_gpr(i, r, m, p.size, word);
+            }
+            (Loc::Vec(r @ 0..=15), 4) => mem!(ops, m, [movss DWORD], [, Rx(r)]),
+            (Loc::Vec(r @ 0..=15), 8) => mem!(ops, m, [movsd QWORD], [, Rx(r)]),
+            (Loc::Vec(_), _) => {
+                return Err(asm_err(format!(
+                    "argument {i}: cannot store {p:?} from a vector register"
+                )))
+            }
+            (Loc::Stack(_), _) => {}
+            (Loc::X87(_), _) => {
+                return Err(asm_err(format!(
+                    "argument {i}: x87 registers carry return values only"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the low `size` bytes of `r` at `m` (`word`: all 8 may be
+    /// stored); odd sizes as two stores that end at the piece's end.
+    fn spill_gpr(&mut self, i: usize, r: u8, m: Mem, size: u32, word: bool) -> Result<()> {
+        let ops = &mut self.ops;
+        match size {
+            8 => mem!(ops, m, [mov QWORD], [, Rq(r)]),
+            4 => mem!(ops, m, [mov DWORD], [, Rd(r)]),
+            2 => mem!(ops, m, [mov WORD], [, Rw(r)]),
+            1 => mem!(ops, m, [mov BYTE], [, Rb(r)]),
+            3 | 5..=7 if word => mem!(ops, m, [mov QWORD], [, Rq(r)]),
+            3 => {
+                mem!(ops, m, [mov WORD], [, Rw(r)]);
+                asm!(ops ; mov eax, Rd(r) ; shr eax, 16);
+                let hi = m.plus(2)?;
+                mem!(ops, hi, [mov BYTE], [, al]);
+            }
+            5..=7 => {
+                let tail = size - 4;
+                mem!(ops, m, [mov DWORD], [, Rd(r)]);
+                asm!(ops ; mov rax, Rq(r) ; shr rax, (8 * tail) as i8);
+                let hi = m.plus(tail)?;
+                mem!(ops, hi, [mov DWORD], [, eax]);
+            }
+            n => {
+                return Err(asm_err(format!(
+                    "argument {i}: {n}-byte general register piece"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills the argument-pointer array (and copies stack pieces into
+    /// slots); every argument register is spilled, so all are scratch.
+    fn point_at_arguments(&mut self, frame: &ThunkFrame) -> Result<()> {
+        for (i, a) in self.plan.args.iter().enumerate() {
+            let entry = Mem::new(Base::Rsp, 8 * i as u64)?;
+            match (frame.homes[i], &a.pass) {
+                (ArgHome::Caller(off), _) => {
+                    let m = incoming(off)?;
+                    let ops = &mut self.ops;
+                    mem!(ops, m, [lea rax,], []);
+                }
+                (ArgHome::Slot(at), ArgPass::Direct(pieces)) => {
+                    for p in pieces {
+                        if let Loc::Stack(off) = p.loc {
+                            let dst = Mem::new(Base::Rsp, at + u64::from(p.offset))?;
+                            copy_bytes(&mut self.ops, incoming(off)?, dst, p.size)?;
+                        }
+                    }
+                    let m = Mem::new(Base::Rsp, at)?;
+                    let ops = &mut self.ops;
+                    mem!(ops, m, [lea rax,], []);
+                }
+                (ArgHome::Pointer(Loc::Stack(off)), _) => {
+                    if u64::from(off) + 8 > u64::from(self.plan.stack_bytes) {
+                        return Err(asm_err(format!(
+                            "argument {i}: pointer slot at stack+{off} outside the argument area"
+                        )));
+                    }
+                    let m = incoming(off)?;
+                    let ops = &mut self.ops;
+                    mem!(ops, m, [mov rax, QWORD], []);
+                }
+                (ArgHome::Pointer(Loc::Gpr(_)), _) => continue, // spilled
+                (ArgHome::Pointer(other), _) => {
+                    return Err(asm_err(format!(
+                        "argument {i}: cannot receive an address in {other:?}"
+                    )))
+                }
+                (ArgHome::Slot(_), ArgPass::Indirect { .. }) => {
+                    return Err(asm_err(format!("argument {i}: slot for a pointer")))
+                }
+            }
+            let ops = &mut self.ops;
+            mem!(ops, entry, [mov QWORD], [, rax]);
+        }
+        Ok(())
+    }
+
+    /// `fun(cif, rvalue, args, user_data)`, with `rsp` 16-aligned.
+    fn call_handler(&mut self, frame: &ThunkFrame) -> Result<()> {
+        let ops = &mut self.ops;
+        asm!(ops ; mov rdi, [BYTE rbx + REC_CIF]);
+        match frame.ret_buf {
+            None => asm!(ops ; mov rsi, r12),
+            Some(0) => asm!(ops ; mov rsi, rsp),
+            Some(at) => {
+                let m = Mem::new(Base::Rsp, at)?;
+                mem!(ops, m, [lea rsi,], []);
+            }
+        }
+        asm!(ops
+            ; mov rdx, rsp
+            ; mov rcx, [BYTE rbx + REC_USER_DATA]
+            ; call QWORD [BYTE rbx + REC_FUN]
+        );
+        Ok(())
+    }
+
+    fn load_return(&mut self, frame: &ThunkFrame) -> Result<()> {
+        let ops = &mut self.ops;
+        match &self.plan.ret.pass {
+            RetPass::Void => {}
+            RetPass::Indirect { returned, .. } => {
+                if let Some(Loc::Gpr(r)) = returned {
+                    asm!(ops ; mov Rq(*r), r12);
+                }
+            }
+            RetPass::Direct(pieces) => {
+                let buf = frame.ret_buf.ok_or_else(|| asm_err("return: no buffer"))?;
+                // fld pushes: the deepest register first, st0 last.
+                for p in x87_in_order(pieces).iter().rev() {
+                    let m = Mem::new(Base::Rsp, buf + u64::from(p.offset))?;
+                    mem!(ops, m, [fld TWORD], []);
+                }
+                for p in pieces {
+                    let m = Mem::new(Base::Rsp, buf + u64::from(p.offset))?;
+                    match (p.loc, p.size, p.ext) {
+                        (Loc::X87(_), _, _) => {}
+                        (Loc::Gpr(r), 8, _) => mem!(ops, m, [mov Rq(r), QWORD], []),
+                        (Loc::Gpr(r), 1, Ext::Sign) => mem!(ops, m, [movsx Rq(r), BYTE], []),
+                        (Loc::Gpr(r), 2, Ext::Sign) => mem!(ops, m, [movsx Rq(r), WORD], []),
+                        (Loc::Gpr(r), 4, Ext::Sign) => mem!(ops, m, [movsxd Rq(r), DWORD], []),
+                        (Loc::Gpr(r), 1, _) => mem!(ops, m, [movzx Rd(r), BYTE], []),
+                        (Loc::Gpr(r), 2, _) => mem!(ops, m, [movzx Rd(r), WORD], []),
+                        (Loc::Gpr(r), 4, _) => mem!(ops, m, [mov Rd(r), DWORD], []),
+                        // The buffer is ours and covers the whole word.
+                        (Loc::Gpr(r), 3 | 5..=7, Ext::None) => {
+                            mem!(ops, m, [mov Rq(r), QWORD], [])
+                        }
+                        (Loc::Vec(r), 4, _) => mem!(ops, m, [movss Rx(r), DWORD], []),
+                        (Loc::Vec(r), 8, _) => mem!(ops, m, [movsd Rx(r), QWORD], []),
+                        _ => return Err(asm_err(format!("return: cannot load {p:?}"))),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The x87 return pieces, in register-stack order (st0 first).
@@ -846,6 +1274,65 @@ fn check_arg_gpr(i: usize, r: u8) -> Result<()> {
             "{}: register {r} is reserved by the stub",
             who(i)
         )));
+    }
+    Ok(())
+}
+
+/// Copies `n` bytes with the widest moves that stay inside both ends:
+/// the tail is a move overlapping the previous one, never a read past the
+/// value. Uses `rax`/`xmm0` (or `rsi`/`rdi`/`rcx` for `rep movsb`).
+fn copy_bytes(ops: &mut Ops, src: Mem, dst: Mem, n: u32) -> Result<()> {
+    if n > REP_MOVSB_MIN {
+        let count = disp_i32(u64::from(n))?;
+        mem!(ops, src, [lea rsi,], []);
+        mem!(ops, dst, [lea rdi,], []);
+        asm!(ops ; mov ecx, count ; rep movsb);
+        return Ok(());
+    }
+    let (width, step): (u32, Mover) = match n {
+        0 => return Ok(()),
+        1 => (1, move_1),
+        2..=3 => (2, move_2),
+        4..=7 => (4, move_4),
+        8..=15 => (8, move_8),
+        _ => (16, move_16),
+    };
+    let mut k = 0;
+    while k + width <= n {
+        step(ops, src.plus(k)?, dst.plus(k)?);
+        k += width;
+    }
+    if k < n {
+        step(ops, src.plus(n - width)?, dst.plus(n - width)?);
+    }
+    Ok(())
+}
+
+/// `sub rsp, size`; above a page, a page at a time, touching each one, so
+/// a frame larger than the guard gap faults instead of skipping it (the
+/// one loop in generated code; it clobbers `eax`).
+fn alloc_frame(ops: &mut Ops, size: u64) -> Result<()> {
+    if size > PAGE {
+        let pages = disp_i32(size / PAGE)?;
+        let rest = disp_i32(size % PAGE)?;
+        asm!(ops
+            ; mov eax, pages
+            ; probe:
+            ; sub rsp, PAGE as i32
+            ; or BYTE [rsp], 0
+            ; dec eax
+            ; jnz BYTE <probe
+        );
+        if rest != 0 {
+            asm!(ops ; sub rsp, rest);
+        }
+    } else if let Ok(size) = i8::try_from(size) {
+        if size > 0 {
+            asm!(ops ; sub rsp, BYTE size);
+        }
+    } else {
+        let size = disp_i32(size)?;
+        asm!(ops ; sub rsp, size);
     }
     Ok(())
 }
@@ -2436,6 +2923,1263 @@ mod tests {
             let raw = compile_call(&p, EntryForm::Libffi).unwrap().len();
             let packed = compile_call(&p, EntryForm::Packed).unwrap().len();
             eprintln!("{name}: libffi form {raw} bytes, packed form {packed} bytes");
+        }
+    }
+
+    // ---- closure thunks -------------------------------------------------
+
+    /// A closure record laid out as `crate::closure::record` says.
+    #[repr(C, align(64))]
+    struct Rec([usize; 8]);
+
+    type Handler =
+        unsafe extern "C" fn(*const c_void, *mut c_void, *const *mut c_void, *mut c_void);
+
+    /// What the thunk must hand the handler as `cif`.
+    const CIF_MARK: usize = 0x0C1F_0C1F_0C1F;
+
+    /// A published thunk behind a trampoline of its own that sets `r11`
+    /// (standing in for the slot allocator).
+    struct Closure {
+        entry: *const c_void,
+        _rec: Box<Rec>,
+    }
+
+    fn closure(plan: &CallPlan, handler: Handler, user_data: *const c_void) -> Closure {
+        let code = compile_closure_thunk(plan).expect("thunk assembles");
+        let thunk = crate::memory::publish(&code).expect("thunk published");
+        let mut rec = Box::new(Rec([0; 8]));
+        rec.0[record::CIF / 8] = CIF_MARK;
+        rec.0[record::FUN / 8] = handler as usize;
+        rec.0[record::USER_DATA / 8] = user_data as usize;
+        let mut tramp = vec![0x49, 0xBB]; // mov r11, imm64
+        tramp.extend((&*rec as *const Rec as usize).to_le_bytes());
+        tramp.extend([0xFF, 0x25, 0, 0, 0, 0]); // jmp [rip + 0]
+        tramp.extend((thunk as usize).to_le_bytes());
+        let entry = crate::memory::publish(&tramp).expect("trampoline published");
+        Closure {
+            entry: entry.cast(),
+            _rec: rec,
+        }
+    }
+
+    /// The handler's side of a test: how many bytes each argument has, what
+    /// to write into `rvalue`, and what it was given.
+    struct Ctx {
+        sizes: Vec<usize>,
+        reply: Vec<u8>,
+        got: RefCell<Got>,
+    }
+
+    #[derive(Clone, Debug, Default)]
+    struct Got {
+        calls: u32,
+        cif: usize,
+        rvalue: usize,
+        ptrs: Vec<usize>,
+        args: Vec<Vec<u8>>,
+    }
+
+    impl Ctx {
+        fn new(plan: &CallPlan, reply: &[u8]) -> Box<Ctx> {
+            Box::new(Ctx {
+                sizes: plan.args.iter().map(|a| a.ty.size()).collect(),
+                reply: reply.to_vec(),
+                got: RefCell::new(Got::default()),
+            })
+        }
+
+        fn take(&self) -> Got {
+            std::mem::take(&mut *self.got.borrow_mut())
+        }
+    }
+
+    unsafe extern "C" fn recording_handler(
+        cif: *const c_void,
+        rvalue: *mut c_void,
+        args: *const *mut c_void,
+        user_data: *mut c_void,
+    ) {
+        // SAFETY: every test passes a live Ctx as user data.
+        let ctx = unsafe { &*user_data.cast::<Ctx>() };
+        let mut g = ctx.got.borrow_mut();
+        g.calls += 1;
+        g.cif = cif as usize;
+        g.rvalue = rvalue as usize;
+        g.ptrs.clear();
+        g.args.clear();
+        for (i, &n) in ctx.sizes.iter().enumerate() {
+            // SAFETY: the thunk passes one pointer per argument, each to a
+            // value of the argument's size, valid during the call.
+            let (p, bytes) = unsafe {
+                let p = *args.add(i);
+                (p, std::slice::from_raw_parts(p.cast::<u8>(), n).to_vec())
+            };
+            g.ptrs.push(p as usize);
+            g.args.push(bytes);
+        }
+        // SAFETY: the return buffer holds at least the return type's size
+        // (and 8 bytes), which bounds every reply the tests choose.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ctx.reply.as_ptr(), rvalue.cast::<u8>(), ctx.reply.len())
+        };
+    }
+
+    fn closure_for(plan: &CallPlan, ctx: &Ctx) -> Closure {
+        closure(plan, recording_handler, ptr(ctx))
+    }
+
+    // Callers and handlers Rust cannot write: x87 results read from st0
+    // and st1, and a handler reporting the stack alignment it sees.
+    core::arch::global_asm!(
+        ".pushsection .text.jitffi_thunk_tests,\"ax\",@progbits",
+        ".p2align 4",
+        // rsp_handler(cif, rvalue, args, ud): *(u64 *)rvalue = entry rsp + 8 mod 16
+        ".globl jitffi_thunk_test_rsp_handler",
+        ".hidden jitffi_thunk_test_rsp_handler",
+        "jitffi_thunk_test_rsp_handler:",
+        "    lea rax, [rsp + 8]",
+        "    and eax, 15",
+        "    mov [rsi], rax",
+        "    ret",
+        // call_ld(f, out): f() returns a long double; stored at out
+        ".globl jitffi_thunk_test_call_ld",
+        ".hidden jitffi_thunk_test_call_ld",
+        "jitffi_thunk_test_call_ld:",
+        "    push rbx",
+        "    mov rbx, rsi",
+        "    call rdi",
+        "    fstp tbyte ptr [rbx]",
+        "    pop rbx",
+        "    ret",
+        // call_ld2(f, out): f() returns a complex long double; real at
+        // out, imaginary at out + 16
+        ".globl jitffi_thunk_test_call_ld2",
+        ".hidden jitffi_thunk_test_call_ld2",
+        "jitffi_thunk_test_call_ld2:",
+        "    push rbx",
+        "    mov rbx, rsi",
+        "    call rdi",
+        "    fstp tbyte ptr [rbx]",
+        "    fstp tbyte ptr [rbx + 16]",
+        "    pop rbx",
+        "    ret",
+        ".popsection",
+    );
+
+    extern "C" {
+        fn jitffi_thunk_test_rsp_handler(
+            cif: *const c_void,
+            rvalue: *mut c_void,
+            args: *const *mut c_void,
+            user_data: *mut c_void,
+        );
+        fn jitffi_thunk_test_call_ld(f: *const c_void, out: *mut u8);
+        fn jitffi_thunk_test_call_ld2(f: *const c_void, out: *mut u8);
+    }
+
+    /// `entry` as a function pointer of type `F`.
+    ///
+    /// # Safety
+    /// `F` must be a function pointer type matching the plan of `entry`.
+    unsafe fn as_fn<F: Copy>(entry: *const c_void) -> F {
+        assert_eq!(std::mem::size_of::<F>(), 8);
+        // SAFETY: per the contract, F is a function pointer type.
+        unsafe { std::mem::transmute_copy::<*const c_void, F>(&entry) }
+    }
+
+    type Fn9 = extern "C" fn(u64, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
+
+    #[test]
+    fn golden_thunk_void_void() {
+        let p = mk(void(), vec![], 0);
+        let code = compile_closure_thunk(&p).unwrap();
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0xF3, 0x0F, 0x1E, 0xFA, // endbr64
+            0x55,                   // push rbp
+            0x48, 0x89, 0xE5,       // mov rbp, rsp
+            0x53,                   // push rbx
+            0x41, 0x54,             // push r12
+            0x4C, 0x89, 0xDB,       // mov rbx, r11
+            0x48, 0x83, 0xEC, 0x10, // sub rsp, 16
+            0x48, 0x8B, 0x7B, 0x20, // mov rdi, [rbx + 32]   cif
+            0x48, 0x89, 0xE6,       // mov rsi, rsp          rvalue
+            0x48, 0x89, 0xE2,       // mov rdx, rsp          args
+            0x48, 0x8B, 0x4B, 0x30, // mov rcx, [rbx + 48]   user_data
+            0xFF, 0x53, 0x28,       // call [rbx + 40]       fun
+            0x48, 0x8D, 0x65, 0xF0, // lea rsp, [rbp - 16]
+            0x41, 0x5C,             // pop r12
+            0x5B,                   // pop rbx
+            0x5D,                   // pop rbp
+            0xC3,                   // ret
+        ];
+        assert_eq!(code, expected);
+        let ctx = Ctx::new(&p, &[]);
+        let c = closure_for(&p, &ctx);
+        // SAFETY: the closure is void(void).
+        let f: extern "C" fn() = unsafe { as_fn(c.entry) };
+        f();
+        f();
+        let got = ctx.take();
+        assert_eq!((got.calls, got.cif), (2, CIF_MARK));
+        assert_eq!(got.rvalue % 16, 0);
+    }
+
+    #[test]
+    fn thunk_integers_of_every_width() {
+        let args = vec![
+            one(Type::i8(), Loc::Gpr(RDI), Ext::Sign),
+            one(Type::u8(), Loc::Gpr(RSI), Ext::Zero),
+            one(Type::i16(), Loc::Gpr(RDX), Ext::Sign),
+            one(Type::u16(), Loc::Gpr(RCX), Ext::Zero),
+            one(Type::i32(), Loc::Gpr(R8), Ext::Sign),
+            one(Type::u32(), Loc::Gpr(R9), Ext::Zero),
+            one(Type::i64(), Loc::Stack(0), Ext::None),
+            one(Type::i8(), Loc::Stack(8), Ext::Sign),
+            one(Type::u16(), Loc::Stack(16), Ext::Zero),
+        ];
+        let p = mk(ret_i64(), args, 32);
+        let ctx = Ctx::new(&p, &0x7766_5544_3322_1100u64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        // Every value in a word whose upper bytes are garbage: the handler
+        // must see exactly the value's own bytes.
+        let words: [u64; 9] = [
+            0xAAAA_AAAA_AAAA_AAFB,
+            0xBBBB_BBBB_BBBB_BBC8,
+            0xCCCC_CCCC_CCCC_FED4,
+            0xDDDD_DDDD_DDDD_EA60,
+            0xEEEE_EEEE_FFFE_EE90,
+            0x1111_1111_EE6B_2800,
+            0x8000_0000_0000_0001,
+            0x2222_2222_2222_22F9,
+            0x3333_3333_3333_FDE8,
+        ];
+        // SAFETY: every argument arrives in a full 64-bit slot, so the
+        // plan's narrow types read the low bytes of these words.
+        let f: Fn9 = unsafe { as_fn(c.entry) };
+        let r = f(
+            words[0], words[1], words[2], words[3], words[4], words[5], words[6], words[7],
+            words[8],
+        );
+        assert_eq!(r, 0x7766_5544_3322_1100);
+        let got = ctx.take();
+        let want: Vec<Vec<u8>> = p
+            .args
+            .iter()
+            .zip(words)
+            .map(|(a, w)| w.to_le_bytes()[..a.ty.size()].to_vec())
+            .collect();
+        assert_eq!(got.args, want);
+        // The stack arguments are read in the caller's area: 48 bytes above
+        // the 16-byte return buffer (saved r12, rbx, rbp, return address).
+        for (i, off) in [(6, 0), (7, 8), (8, 16)] {
+            assert_eq!(got.ptrs[i], got.rvalue + 48 + off, "argument {i}");
+        }
+    }
+
+    #[test]
+    fn thunk_narrow_returns_are_widened() {
+        // (type, ext, the value's bytes, the widened register)
+        let cases: [(Type, Ext, u64, u64); 8] = [
+            (Type::i8(), Ext::Sign, 0xF0, 0xFFFF_FFFF_FFFF_FFF0),
+            (Type::u8(), Ext::Zero, 0xF0, 0xF0),
+            (Type::i16(), Ext::Sign, 0x8001, 0xFFFF_FFFF_FFFF_8001),
+            (Type::u16(), Ext::Zero, 0x8001, 0x8001),
+            (Type::i32(), Ext::Sign, 0x8000_0002, 0xFFFF_FFFF_8000_0002),
+            (Type::u32(), Ext::Zero, 0x8000_0002, 0x8000_0002),
+            (Type::i8(), Ext::Sign, 0x7F, 0x7F),
+            (Type::i16(), Ext::Sign, 0x1234, 0x1234),
+        ];
+        for (ty, ext, value, want) in cases {
+            let n = ty.size();
+            let p = mk(ret_in(ty.clone(), Loc::Gpr(RAX), ext), vec![], 0);
+            // Only `size` bytes written (garbage above), then an ffi_arg.
+            let mut narrow = [0x5Au8; 8];
+            narrow[..n].copy_from_slice(&value.to_le_bytes()[..n]);
+            for reply in [&narrow[..n], &narrow[..], &want.to_le_bytes()[..]] {
+                let ctx = Ctx::new(&p, reply);
+                let c = closure_for(&p, &ctx);
+                // SAFETY: the closure takes nothing; its result is in rax.
+                let f: extern "C" fn() -> u64 = unsafe { as_fn(c.entry) };
+                assert_eq!(f(), want, "{ty} {ext:?} from {reply:x?}");
+            }
+        }
+        // Odd-sized aggregates in rax: the low bytes are the value.
+        for n in [3usize, 5, 6, 7] {
+            let p = mk(ret_in(u8s(n), Loc::Gpr(RAX), Ext::None), vec![], 0);
+            let reply: Vec<u8> = (1..=n as u8).collect();
+            let ctx = Ctx::new(&p, &reply);
+            let c = closure_for(&p, &ctx);
+            // SAFETY: the closure takes nothing; its result is in rax.
+            let f: extern "C" fn() -> u64 = unsafe { as_fn(c.entry) };
+            assert_eq!(f().to_le_bytes()[..n], reply[..], "{n}-byte return");
+        }
+    }
+
+    #[test]
+    fn thunk_floats_and_doubles() {
+        let args = vec![
+            one(Type::f64(), Loc::Vec(0), Ext::None),
+            one(Type::f32(), Loc::Vec(1), Ext::None),
+            one(Type::f64(), Loc::Vec(2), Ext::None),
+            one(Type::f32(), Loc::Vec(3), Ext::None),
+        ];
+        let p = mk(ret_in(Type::f64(), Loc::Vec(0), Ext::None), args, 0);
+        let ctx = Ctx::new(&p, &6.5f64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        // SAFETY: double(double, float, double, float).
+        let f: extern "C" fn(f64, f32, f64, f32) -> f64 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(1.25, -2.5, 1e300, 3.75), 6.5);
+        let got = ctx.take();
+        assert_eq!(
+            got.args,
+            [
+                1.25f64.to_le_bytes().to_vec(),
+                (-2.5f32).to_le_bytes().to_vec(),
+                1e300f64.to_le_bytes().to_vec(),
+                3.75f32.to_le_bytes().to_vec(),
+            ]
+        );
+
+        let p = mk(
+            ret_in(Type::f32(), Loc::Vec(0), Ext::None),
+            vec![one(Type::f32(), Loc::Vec(0), Ext::None)],
+            0,
+        );
+        let ctx = Ctx::new(&p, &3.75f32.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        // SAFETY: float(float).
+        let f: extern "C" fn(f32) -> f32 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(7.5), 3.75);
+        assert_eq!(ctx.take().args, [7.5f32.to_le_bytes().to_vec()]);
+    }
+
+    #[test]
+    fn thunk_stack_arguments() {
+        // Ten int64: four on the stack.
+        let mut args = i64_regs();
+        for k in 0..4 {
+            args.push(one(Type::i64(), Loc::Stack(8 * k), Ext::None));
+        }
+        let p = mk(ret_i64(), args, 32);
+        let ctx = Ctx::new(&p, &(-5i64).to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        type F10 = extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) -> i64;
+        // SAFETY: int64_t(10 x int64_t).
+        let f: F10 = unsafe { as_fn(c.entry) };
+        let v: [i64; 10] = std::array::from_fn(|k| (k as i64 + 1) * -0x0101_0101_0101);
+        assert_eq!(
+            f(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]),
+            -5
+        );
+        let got = ctx.take();
+        let want: Vec<Vec<u8>> = v.iter().map(|x| x.to_le_bytes().to_vec()).collect();
+        assert_eq!(got.args, want);
+        for k in 0..4 {
+            assert_eq!(got.ptrs[6 + k], got.rvalue + 48 + 8 * k);
+        }
+
+        // Ten doubles: two on the stack.
+        let mut args: Vec<ArgPlan> = (0..8)
+            .map(|r| one(Type::f64(), Loc::Vec(r), Ext::None))
+            .collect();
+        args.push(one(Type::f64(), Loc::Stack(0), Ext::None));
+        args.push(one(Type::f64(), Loc::Stack(8), Ext::None));
+        let p = mk(ret_in(Type::f64(), Loc::Vec(0), Ext::None), args, 16);
+        let ctx = Ctx::new(&p, &0.125f64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        type D10 = extern "C" fn(f64, f64, f64, f64, f64, f64, f64, f64, f64, f64) -> f64;
+        // SAFETY: double(10 x double).
+        let f: D10 = unsafe { as_fn(c.entry) };
+        let v: [f64; 10] = std::array::from_fn(|k| 0.5 + k as f64 * 1.125);
+        assert_eq!(
+            f(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]),
+            0.125
+        );
+        let got = ctx.take();
+        let want: Vec<Vec<u8>> = v.iter().map(|x| x.to_le_bytes().to_vec()).collect();
+        assert_eq!(got.args, want);
+    }
+
+    #[test]
+    fn thunk_odd_sized_structs_in_registers() {
+        let args = vec![
+            one(t_s3(), Loc::Gpr(RDI), Ext::None),
+            one(u8s(5), Loc::Gpr(RSI), Ext::None),
+            one(t_s6(), Loc::Gpr(RDX), Ext::None),
+            one(u8s(7), Loc::Gpr(RCX), Ext::None),
+            direct(
+                u8s(13),
+                vec![
+                    piece(0, 8, Loc::Gpr(R8), Ext::None),
+                    piece(8, 5, Loc::Gpr(R9), Ext::None),
+                ],
+            ),
+        ];
+        let p = mk(ret_i64(), args, 0);
+        let ctx = Ctx::new(&p, &7u64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        let (a, b, s6, d, e) = (
+            S3(0x81, 0x92, 0xA3),
+            S5(pattern(3)),
+            S6(0xF00D, 0xBEEF, 0xCAFE),
+            S7(pattern(9)),
+            S13(pattern(21)),
+        );
+        // SAFETY: uint64_t(S3, S5, S6, S7, S13), all in registers.
+        let f: extern "C" fn(S3, S5, S6, S7, S13) -> u64 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(a, b, s6, d, e), 7);
+        let got = ctx.take();
+        assert_eq!(
+            got.args,
+            [
+                bytes_of(&a).to_vec(),
+                bytes_of(&b).to_vec(),
+                bytes_of(&s6).to_vec(),
+                bytes_of(&d).to_vec(),
+                bytes_of(&e).to_vec(),
+            ]
+        );
+        // Each copied value sits in a 16-aligned slot of its own.
+        assert!(got.ptrs.iter().all(|p| p % 16 == 0));
+    }
+
+    #[test]
+    fn thunk_struct_on_the_stack_is_read_in_place() {
+        let args = vec![
+            one(t_i64s(3), Loc::Stack(0), Ext::None),
+            one(Type::i64(), Loc::Gpr(RDI), Ext::None),
+            one(u8s(40), Loc::Stack(24), Ext::None),
+        ];
+        let p = mk(ret_i64(), args, 64);
+        let ctx = Ctx::new(&p, &99u64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        let b = Big3(10, -20, 30_000_000_000);
+        let s = S40(pattern(4));
+        // SAFETY: int64_t(struct {int64_t x3}, int64_t, struct {uint8_t[40]}).
+        let f: extern "C" fn(Big3, i64, S40) -> i64 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(b, 4, s), 99);
+        let got = ctx.take();
+        assert_eq!(
+            got.args,
+            [
+                bytes_of(&b).to_vec(),
+                4i64.to_le_bytes().to_vec(),
+                bytes_of(&s).to_vec()
+            ]
+        );
+        // args[0] and args[2] point into the caller's argument area.
+        assert_eq!(got.ptrs[0], got.rvalue + 48);
+        assert_eq!(got.ptrs[2], got.rvalue + 48 + 24);
+    }
+
+    #[test]
+    fn thunk_two_register_struct_return() {
+        let t = Type::structure([Type::f64(), Type::i64()]).unwrap();
+        let ret = RetPass::Direct(vec![
+            piece(0, 8, Loc::Vec(0), Ext::None),
+            piece(8, 8, Loc::Gpr(RAX), Ext::None),
+        ]);
+        let args = vec![
+            one(Type::f64(), Loc::Vec(0), Ext::None),
+            one(Type::i64(), Loc::Gpr(RDI), Ext::None),
+        ];
+        let p = plan(t, ret, args, 0);
+        let want = FI(-1.5, (1 << 40) + 1);
+        let ctx = Ctx::new(&p, bytes_of(&want));
+        let c = closure_for(&p, &ctx);
+        // SAFETY: struct {double; int64_t}(double, int64_t).
+        let f: extern "C" fn(f64, i64) -> FI = unsafe { as_fn(c.entry) };
+        assert_eq!(f(-0.75, 1 << 40), want);
+        let got = ctx.take();
+        assert_eq!(got.args[0], (-0.75f64).to_le_bytes());
+        assert_eq!(got.args[1], (1i64 << 40).to_le_bytes());
+    }
+
+    #[test]
+    fn thunk_sret_writes_through_the_callers_buffer() {
+        let sret = RetPass::Indirect {
+            pointer: Loc::Gpr(RDI),
+            returned: Some(Loc::Gpr(RAX)),
+        };
+        let p = plan(
+            t_i64s(4),
+            sret,
+            vec![one(Type::i64(), Loc::Gpr(RSI), Ext::None)],
+            0,
+        );
+        let want = Big4(1, -2, 3, i64::MIN);
+        let ctx = Ctx::new(&p, bytes_of(&want));
+        let c = closure_for(&p, &ctx);
+        // SAFETY: the sret ABI of struct {int64_t x4}(int64_t): the buffer
+        // in rdi, the argument in rsi, the buffer back in rax.
+        let f: extern "C" fn(*mut Big4, i64) -> *mut Big4 = unsafe { as_fn(c.entry) };
+        #[repr(C, align(16))]
+        struct Words([i64; 6]);
+        let mut mem = Words([-7; 6]);
+        let out = mem.0.as_mut_ptr().cast::<Big4>();
+        let back = f(out, 21);
+        assert_eq!(back, out);
+        assert_eq!(mem.0[..4], [1, -2, 3, i64::MIN]);
+        let got = ctx.take();
+        assert_eq!(
+            got.rvalue, out as usize,
+            "a 16-aligned buffer passes through"
+        );
+        assert_eq!(got.args, [21i64.to_le_bytes().to_vec()]);
+        // A buffer aligned only for the type passes through too (libffi's
+        // contract), and the value lands in it exactly.
+        let mut mem = Words([-7; 6]);
+        // SAFETY: words 1..5 of the six.
+        let out = unsafe { mem.0.as_mut_ptr().add(1) }.cast::<Big4>();
+        assert_eq!(f(out, 22), out);
+        assert_eq!(mem.0, [-7, 1, -2, 3, i64::MIN, -7]);
+        let got = ctx.take();
+        assert_eq!(got.rvalue, out as usize);
+        assert_eq!(got.args, [22i64.to_le_bytes().to_vec()]);
+        // And as Rust sees it.
+        // SAFETY: as above.
+        let g: extern "C" fn(i64) -> Big4 = unsafe { as_fn(c.entry) };
+        assert_eq!(g(5), want);
+
+        // The hidden pointer on the stack, not handed back.
+        let sret = RetPass::Indirect {
+            pointer: Loc::Stack(0),
+            returned: None,
+        };
+        let p = plan(t_i64s(4), sret, i64_regs(), 16);
+        let ctx = Ctx::new(&p, bytes_of(&want));
+        let c = closure_for(&p, &ctx);
+        type F7 = extern "C" fn(i64, i64, i64, i64, i64, i64, *mut Big4);
+        // SAFETY: six int64 in registers, the buffer's address on the stack.
+        let f: F7 = unsafe { as_fn(c.entry) };
+        let mut out = Big4(0, 0, 0, 0);
+        f(1, 2, 3, 4, 5, 6, &mut out);
+        assert_eq!(out, want);
+        let got = ctx.take();
+        assert_eq!(got.rvalue % 16, 0);
+        assert_eq!(got.args.len(), 6);
+
+        // A copy back long enough for rep movsb, into a misaligned buffer
+        // that ends where an inaccessible page begins.
+        let p = plan(
+            u8s(300),
+            RetPass::Indirect {
+                pointer: Loc::Gpr(RDI),
+                returned: Some(Loc::Gpr(RAX)),
+            },
+            vec![],
+            0,
+        );
+        let reply: Vec<u8> = (0..300).map(|k| (k * 7 + 1) as u8).collect();
+        let ctx = Ctx::new(&p, &reply);
+        let c = closure_for(&p, &ctx);
+        let g = Guarded::new(&[0u8; 300]);
+        assert_ne!(g.at as usize % 16, 0);
+        // SAFETY: the sret ABI: the buffer in rdi, handed back in rax.
+        let f: extern "C" fn(*mut u8) -> *mut u8 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(g.at.cast_mut().cast()), g.at.cast_mut().cast());
+        // SAFETY: the guarded page holds the 300 bytes.
+        let back = unsafe { std::slice::from_raw_parts(g.at.cast::<u8>(), 300) };
+        assert_eq!(back, &reply[..]);
+        assert_eq!(ctx.take().rvalue, g.at as usize, "sret passes through");
+    }
+
+    #[test]
+    fn thunk_x87_returns() {
+        let p = mk(
+            ret_in(Type::long_double(), Loc::X87(0), Ext::None),
+            vec![],
+            0,
+        );
+        let mut reply = [0x77u8; 16];
+        reply[..10].copy_from_slice(&PI80);
+        let ctx = Ctx::new(&p, &reply);
+        let c = closure_for(&p, &ctx);
+
+        let ret = RetPass::Direct(vec![
+            piece(0, 10, Loc::X87(0), Ext::None),
+            piece(16, 10, Loc::X87(1), Ext::None),
+        ]);
+        let p2 = plan(Type::complex_long_double(), ret, vec![], 0);
+        let mut reply2 = [0x77u8; 32];
+        reply2[..10].copy_from_slice(&PI80);
+        reply2[16..26].copy_from_slice(&NEG_E80);
+        let ctx2 = Ctx::new(&p2, &reply2);
+        let c2 = closure_for(&p2, &ctx2);
+
+        // 100 calls each: anything left on the 8-deep register stack would
+        // overflow it.
+        for _ in 0..100 {
+            let mut out = [0u8; 32];
+            // SAFETY: the closure returns a long double in st0.
+            unsafe { jitffi_thunk_test_call_ld(c.entry, out.as_mut_ptr()) };
+            assert_eq!(out[..10], PI80);
+            let mut out = [0u8; 32];
+            // SAFETY: the closure returns a complex long double in st0, st1.
+            unsafe { jitffi_thunk_test_call_ld2(c2.entry, out.as_mut_ptr()) };
+            assert_eq!(out[..10], PI80, "real part");
+            assert_eq!(out[16..26], NEG_E80, "imaginary part");
+        }
+        assert_eq!(x87_tag_word(), 0xFFFF, "x87 registers left in use");
+        assert_eq!((ctx.take().calls, ctx2.take().calls), (100, 100));
+    }
+
+    #[test]
+    fn thunk_indirect_arguments_pass_the_pointer() {
+        let mut args = vec![indirect(t_i64s(4), Loc::Gpr(RDI))];
+        args.extend(i64_regs().into_iter().skip(1));
+        args.push(indirect(t_s3(), Loc::Stack(0)));
+        let p = mk(ret_i64(), args, 16);
+        let ctx = Ctx::new(&p, &3u64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        let v = Big4(1, 20, 300, 4000);
+        let s = S3(7, 8, 9);
+        type F = extern "C" fn(*const Big4, i64, i64, i64, i64, i64, *const S3) -> i64;
+        // SAFETY: two by-reference arguments around five int64.
+        let f: F = unsafe { as_fn(c.entry) };
+        assert_eq!(f(&v, -2, -3, -4, -5, -6, &s), 3);
+        let got = ctx.take();
+        assert_eq!(got.ptrs[0], &v as *const Big4 as usize);
+        assert_eq!(got.ptrs[6], &s as *const S3 as usize);
+        assert_eq!(got.args[0], bytes_of(&v));
+        assert_eq!(got.args[6], bytes_of(&s));
+        assert_eq!(got.args[5], (-6i64).to_le_bytes());
+    }
+
+    #[test]
+    fn thunk_stack_is_aligned_at_the_handler_call() {
+        let mut plans = Vec::new();
+        for n in 0..=9usize {
+            let mut args: Vec<ArgPlan> = i64_regs().into_iter().take(n).collect();
+            for k in 6..n {
+                args.push(one(Type::i64(), Loc::Stack(8 * (k as u32 - 6)), Ext::None));
+            }
+            plans.push(mk(
+                ret_i64(),
+                args,
+                16 * (n.saturating_sub(6) as u32).div_ceil(2),
+            ));
+        }
+        // Odd slot counts and a copied struct.
+        plans.push(mk(
+            ret_i64(),
+            vec![
+                one(t_s3(), Loc::Gpr(RDI), Ext::None),
+                one(Type::f32(), Loc::Vec(0), Ext::None),
+                one(u8s(7), Loc::Gpr(RSI), Ext::None),
+            ],
+            0,
+        ));
+        for p in &plans {
+            let c = closure(p, jitffi_thunk_test_rsp_handler, std::ptr::null());
+            // SAFETY: every argument is an integer or ignored; extra ones
+            // are harmless to a SysV callee.
+            let f: Fn9 = unsafe { as_fn(c.entry) };
+            assert_eq!(f(1, 2, 3, 4, 5, 6, 7, 8, 9), 0, "misaligned call in\n{p}");
+        }
+        let sret = plan(
+            t_i64s(4),
+            RetPass::Indirect {
+                pointer: Loc::Gpr(RDI),
+                returned: Some(Loc::Gpr(RAX)),
+            },
+            vec![],
+            0,
+        );
+        let c = closure(&sret, jitffi_thunk_test_rsp_handler, std::ptr::null());
+        let mut out = Big4(-1, -1, -1, -1);
+        // SAFETY: the sret ABI: the buffer in rdi.
+        let f: extern "C" fn(*mut Big4) -> *mut Big4 = unsafe { as_fn(c.entry) };
+        f(&mut out);
+        assert_eq!(out.0, 0, "misaligned call in\n{sret}");
+    }
+
+    #[test]
+    fn thunk_preserves_callee_saved_registers() {
+        let odd_middle = direct(
+            u8s(11),
+            vec![
+                piece(0, 3, Loc::Gpr(RDI), Ext::None),
+                piece(3, 8, Loc::Gpr(RSI), Ext::None),
+            ],
+        );
+        let sret = plan(
+            t_i64s(4),
+            RetPass::Indirect {
+                pointer: Loc::Gpr(RDI),
+                returned: Some(Loc::Gpr(RAX)),
+            },
+            vec![one(Type::i64(), Loc::Gpr(RSI), Ext::None)],
+            0,
+        );
+        let cases = [
+            mk(void(), i64_regs().into_iter().take(3).collect(), 0),
+            mk(ret_i64(), vec![odd_middle], 0),
+            sret,
+        ];
+        for p in &cases {
+            let ctx = Ctx::new(p, &[0x11; 32][..p.ret.ty.size().min(32)]);
+            let c = closure_for(p, &ctx);
+            let mut out = [0u8; 64];
+            let words = [out.as_mut_ptr() as usize, 0x1234_5678_9ABC_DEF0, 42];
+            // SAFETY: the guard calls the closure with three words in rdi,
+            // rsi, rdx, which each plan reads as integers or a buffer.
+            let clobbered = unsafe {
+                jitffi_emit_test_guard(
+                    std::mem::transmute::<*const c_void, Stub>(c.entry),
+                    words[0] as *const c_void,
+                    words[1] as *mut c_void,
+                    words[2] as *const c_void,
+                )
+            };
+            assert_eq!(clobbered, 0, "clobbered mask {clobbered:#x} in\n{p}");
+            assert_eq!(ctx.take().calls, 1);
+        }
+    }
+
+    #[test]
+    fn thunk_unencodable_plans_are_refused() {
+        let refuse = |p: &CallPlan, what: &str| match compile_closure_thunk(p) {
+            Err(Error::Assembly { reason }) => {
+                assert!(reason.contains(what), "{reason:?} lacks {what:?}")
+            }
+            other => panic!("expected a refusal mentioning {what:?}, got {other:?}"),
+        };
+        let mut p = mk(void(), vec![], 0);
+        p.static_chain = Some(Loc::Gpr(R10));
+        refuse(&p, "static chain");
+        for r in [RAX, RBX, RBP, R10, R11, R12, RSP, 16] {
+            refuse(
+                &mk(void(), vec![one(Type::i64(), Loc::Gpr(r), Ext::None)], 0),
+                "reserved",
+            );
+        }
+        refuse(
+            &mk(void(), vec![indirect(t_i64s(4), Loc::Gpr(R11))], 0),
+            "reserved",
+        );
+        refuse(
+            &mk(void(), vec![indirect(t_i64s(4), Loc::Vec(0))], 0),
+            "address",
+        );
+        refuse(
+            &mk(void(), vec![one(Type::i128(), Loc::Vec(0), Ext::None)], 0),
+            "vector",
+        );
+        refuse(
+            &mk(
+                void(),
+                vec![one(Type::long_double(), Loc::X87(0), Ext::None)],
+                0,
+            ),
+            "x87",
+        );
+        refuse(
+            &mk(
+                ret_in(Type::long_double(), Loc::X87(1), Ext::None),
+                vec![],
+                0,
+            ),
+            "x87",
+        );
+        refuse(
+            &mk(ret_in(Type::i64(), Loc::Gpr(R12), Ext::None), vec![], 0),
+            "reserved",
+        );
+        refuse(
+            &mk(ret_in(t_s3(), Loc::Gpr(RAX), Ext::Sign), vec![], 0),
+            "load",
+        );
+        let twice = RetPass::Direct(vec![
+            piece(0, 8, Loc::Gpr(RAX), Ext::None),
+            piece(8, 8, Loc::Gpr(RAX), Ext::None),
+        ]);
+        refuse(&plan(t_i64s(2), twice, vec![], 0), "two pieces");
+        let sret_back = |returned| RetPass::Indirect {
+            pointer: Loc::Gpr(RDI),
+            returned: Some(returned),
+        };
+        refuse(
+            &plan(t_i64s(4), sret_back(Loc::Gpr(RBX)), vec![], 0),
+            "hand",
+        );
+        refuse(&plan(t_i64s(4), sret_back(Loc::Vec(0)), vec![], 0), "hand");
+        let sret_from = |pointer| RetPass::Indirect {
+            pointer,
+            returned: None,
+        };
+        refuse(
+            &plan(t_i64s(4), sret_from(Loc::Gpr(RAX)), vec![], 0),
+            "reserved",
+        );
+        refuse(
+            &plan(t_i64s(4), sret_from(Loc::Vec(1)), vec![], 0),
+            "address",
+        );
+        // Pieces outside their value, for plans built without `check`.
+        let mut oversized = mk(void(), vec![one(Type::u8(), Loc::Gpr(RDI), Ext::None)], 0);
+        oversized.args[0].pass = ArgPass::Direct(vec![piece(0, 8, Loc::Gpr(RDI), Ext::None)]);
+        refuse(&oversized, "outside");
+        let mut p = mk(void(), vec![one(Type::i64(), Loc::Stack(0), Ext::None)], 16);
+        p.stack_bytes = 0;
+        refuse(&p, "inconsistent");
+        // A frame past the limit.
+        let huge = Type::structure([Type::array(Type::u8(), 1 << 24).unwrap()]).unwrap();
+        let split = direct(
+            huge.clone(),
+            vec![
+                piece(0, 8, Loc::Gpr(RDI), Ext::None),
+                piece(8, (1 << 24) - 8, Loc::Stack(0), Ext::None),
+            ],
+        );
+        let mut big = mk(void(), vec![split; 70], 1 << 24);
+        big.check().unwrap();
+        big.packed_offsets = vec![0; 70];
+        refuse(&big, "frame");
+    }
+
+    #[test]
+    fn thunk_frames_beyond_a_page_are_probed() {
+        // 1000 bytes arriving split between a register and the stack are
+        // copied into the frame: 8 of them need more than a page.
+        let t = u8s(1000);
+        let split = |r: u8, off: u32| {
+            direct(
+                t.clone(),
+                vec![
+                    piece(0, 8, Loc::Gpr(r), Ext::None),
+                    piece(8, 992, Loc::Stack(off), Ext::None),
+                ],
+            )
+        };
+        let args: Vec<ArgPlan> = (0..6).map(|k| split(ARG_GPRS[k], 992 * k as u32)).collect();
+        let p = mk(ret_i64(), args, 6000);
+        let code = compile_closure_thunk(&p).unwrap();
+        assert!(code.windows(4).any(|w| w == [0x80, 0x0C, 0x24, 0x00]));
+        round_trip(&p, 77);
+    }
+
+    // ---- round trips: call stub -> thunk --------------------------------
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// A valid (normal) x87 extended value, so loading and storing it is
+    /// exact.
+    fn x87_value(rng: &mut Rng) -> [u8; 10] {
+        let mut v = [0u8; 10];
+        v[..8].copy_from_slice(&(rng.next() | 1 << 63).to_le_bytes());
+        let exp = (0x3F00 + (rng.next() % 0x200) as u16) | (rng.next() as u16 & 0x8000);
+        v[8..].copy_from_slice(&exp.to_le_bytes());
+        v
+    }
+
+    /// Bytes of an argument the plan carries (padding it skips is
+    /// unspecified on the other side).
+    fn carried(a: &ArgPlan) -> Vec<bool> {
+        let mut mask = vec![false; a.ty.size()];
+        match &a.pass {
+            ArgPass::Indirect { .. } => mask.fill(true),
+            ArgPass::Direct(pieces) => {
+                for p in pieces {
+                    mask[p.offset as usize..(p.offset + p.size) as usize].fill(true);
+                }
+            }
+        }
+        mask
+    }
+
+    /// What the libffi-form stub stores at `rvalue` when the handler
+    /// replied `reply`.
+    fn expected_return(plan: &CallPlan, reply: &[u8], len: usize) -> Vec<u8> {
+        let mut want = vec![SENTINEL; len];
+        match &plan.ret.pass {
+            RetPass::Void => {}
+            RetPass::Indirect { .. } => want[..reply.len()].copy_from_slice(reply),
+            RetPass::Direct(pieces) => {
+                for p in pieces {
+                    let (o, n) = (p.offset as usize, p.size as usize);
+                    match (p.loc, p.ext) {
+                        (Loc::X87(_), _) => want[o..o + 10].copy_from_slice(&reply[o..o + 10]),
+                        (Loc::Gpr(_), Ext::Sign | Ext::Zero) => {
+                            let negative = p.ext == Ext::Sign && reply[o + n - 1] & 0x80 != 0;
+                            want[o..o + 8].fill(if negative { 0xFF } else { 0 });
+                            want[o..o + n].copy_from_slice(&reply[o..o + n]);
+                        }
+                        _ => want[o..o + n].copy_from_slice(&reply[o..o + n]),
+                    }
+                }
+            }
+        }
+        want
+    }
+
+    /// Calls the thunk of `plan` through both call-stub forms of the same
+    /// plan and checks that every carried argument byte reaches the
+    /// handler and the handler's reply reaches the caller.
+    fn round_trip(plan: &CallPlan, seed: u64) {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let store: Vec<Vec<u128>> = plan
+            .args
+            .iter()
+            .map(|a| {
+                let bytes = rng.bytes(a.ty.size());
+                let mut v = vec![0u128; a.ty.size().div_ceil(16).max(1)];
+                // SAFETY: `v` holds at least `bytes.len()` bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        bytes.as_ptr(),
+                        v.as_mut_ptr().cast::<u8>(),
+                        bytes.len(),
+                    )
+                };
+                v
+            })
+            .collect();
+        let values: Vec<&[u8]> = store
+            .iter()
+            .zip(&plan.args)
+            // SAFETY: each buffer holds the argument's bytes.
+            .map(|(v, a)| unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), a.ty.size()) })
+            .collect();
+        let ptrs: Vec<*const c_void> = store.iter().map(|v| v.as_ptr().cast()).collect();
+
+        let mut reply = match plan.ret.pass {
+            RetPass::Void => vec![],
+            _ => rng.bytes(plan.ret.ty.size()),
+        };
+        if let RetPass::Direct(pieces) = &plan.ret.pass {
+            for p in x87_in_order(pieces) {
+                let o = p.offset as usize;
+                reply[o..o + 10].copy_from_slice(&x87_value(&mut rng));
+            }
+        }
+        let ctx = Ctx::new(plan, &reply);
+        let c = closure_for(plan, &ctx);
+        let len = (plan.ret.ty.size() + 16).max(64);
+        let want = expected_return(plan, &reply, len);
+
+        let check = |got: Got, rvalue: &[u128], form: EntryForm| {
+            assert_eq!(
+                (got.calls, got.cif),
+                (1, CIF_MARK),
+                "{form:?} call of\n{plan}"
+            );
+            for (i, a) in plan.args.iter().enumerate() {
+                for (k, carried) in carried(a).into_iter().enumerate() {
+                    assert!(
+                        !carried || got.args[i][k] == values[i][k],
+                        "{form:?}: argument {i} byte {k}: got {:x?}, sent {:x?} in\n{plan}",
+                        got.args[i],
+                        values[i]
+                    );
+                }
+            }
+            if let RetPass::Indirect { .. } = plan.ret.pass {
+                assert_eq!(got.rvalue, rvalue.as_ptr() as usize, "{form:?} sret buffer");
+            }
+            // SAFETY: the buffer holds `len` bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(rvalue.as_ptr().cast::<u8>(), len) };
+            assert_eq!(bytes, &want[..], "{form:?} return value of\n{plan}");
+        };
+
+        let fresh = || vec![u128::from_ne_bytes([SENTINEL; 16]); len.div_ceil(16)];
+        let raw = stub(plan, EntryForm::Libffi);
+        let mut r1 = fresh();
+        // SAFETY: the closure has exactly the plan's signature; the
+        // argument pointers and the return buffer are valid.
+        unsafe { raw(c.entry, r1.as_mut_ptr().cast(), ptrs.as_ptr().cast()) };
+        check(ctx.take(), &r1, EntryForm::Libffi);
+
+        if let RetPass::Indirect { returned: None, .. } = plan.ret.pass {
+            return; // the packed-form test shim expects the buffer in rax
+        }
+        let packed = stub(plan, EntryForm::Packed);
+        let buf = pack(plan, &ptrs);
+        let mut r2 = fresh();
+        // SAFETY: as above, with the arguments at the packed offsets.
+        unsafe {
+            native_ret::call_packed_into(
+                plan,
+                packed as *const c_void,
+                c.entry,
+                r2.as_mut_ptr().cast(),
+                buf.as_ptr().cast(),
+            )
+        };
+        check(ctx.take(), &r2, EntryForm::Packed);
+    }
+
+    fn type_pool() -> Vec<Type> {
+        let s = |f: Vec<Type>| Type::structure(f).unwrap();
+        vec![
+            Type::i8(),
+            Type::u8(),
+            Type::i16(),
+            Type::u16(),
+            Type::i32(),
+            Type::u32(),
+            Type::i64(),
+            Type::u64(),
+            Type::f32(),
+            Type::f64(),
+            Type::pointer(),
+            Type::long_double(),
+            Type::complex_f32(),
+            Type::complex_f64(),
+            t_s3(),
+            t_s6(),
+            u8s(5),
+            u8s(7),
+            u8s(13),
+            u8s(40),
+            t_i64s(2),
+            t_i64s(3),
+            s(vec![Type::f64(), Type::i64()]),
+            s(vec![Type::i64(), Type::f64()]),
+            s(vec![Type::f64(), Type::f64()]),
+            s(vec![Type::f32(), Type::f32(), Type::f32()]),
+            s(vec![Type::f32(), Type::i32(), Type::u8()]),
+            s(vec![Type::u8(), Type::f64()]),
+            s(vec![Type::long_double()]),
+            Type::union([Type::f32(), Type::i32()]).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn round_trip_hand_built_plans() {
+        let mut plans = Vec::new();
+        // A 3-byte piece that does not end the value.
+        plans.push(mk(
+            ret_i64(),
+            vec![direct(
+                u8s(11),
+                vec![
+                    piece(0, 3, Loc::Gpr(RDI), Ext::None),
+                    piece(3, 8, Loc::Gpr(RSI), Ext::None),
+                ],
+            )],
+            0,
+        ));
+        // 5-, 6- and 7-byte middle pieces.
+        for n in [5u32, 6, 7] {
+            plans.push(mk(
+                ret_i64(),
+                vec![direct(
+                    u8s(n as usize + 8),
+                    vec![
+                        piece(0, n, Loc::Gpr(RDX), Ext::None),
+                        piece(n, 8, Loc::Gpr(RCX), Ext::None),
+                    ],
+                )],
+                0,
+            ));
+        }
+        // Half in a register, half on the stack; stack pieces out of order;
+        // a value split over two contiguous stack pieces (read in place).
+        plans.push(mk(
+            ret_i64(),
+            vec![
+                direct(
+                    u8s(13),
+                    vec![
+                        piece(0, 8, Loc::Stack(0), Ext::None),
+                        piece(8, 5, Loc::Gpr(RDI), Ext::None),
+                    ],
+                ),
+                direct(
+                    u8s(24),
+                    vec![
+                        piece(16, 8, Loc::Stack(16), Ext::None),
+                        piece(0, 16, Loc::Stack(24), Ext::None),
+                    ],
+                ),
+                direct(
+                    u8s(20),
+                    vec![
+                        piece(0, 8, Loc::Stack(48), Ext::None),
+                        piece(8, 12, Loc::Stack(56), Ext::None),
+                    ],
+                ),
+                one(Type::f32(), Loc::Vec(7), Ext::None),
+            ],
+            80,
+        ));
+        // Indirect arguments in a register and on the stack, an sret
+        // pointer on the stack, handed back or not.
+        let mut args = vec![indirect(u8s(13), Loc::Gpr(R9))];
+        args.push(indirect(t_i64s(5), Loc::Stack(8)));
+        args.push(one(Type::i16(), Loc::Stack(16), Ext::Sign));
+        for returned in [None, Some(Loc::Gpr(RAX))] {
+            plans.push(plan(
+                t_i64s(4),
+                RetPass::Indirect {
+                    pointer: Loc::Stack(0),
+                    returned,
+                },
+                args.clone(),
+                32,
+            ));
+        }
+        // Returns: odd pieces in three registers, the last one ending 3
+        // bytes short of a 16-byte boundary; duplicated bytes in a vector
+        // and an integer register.
+        plans.push(plan(
+            u8s(15),
+            RetPass::Direct(vec![
+                piece(0, 8, Loc::Gpr(RAX), Ext::None),
+                piece(8, 4, Loc::Gpr(RDX), Ext::None),
+                piece(12, 3, Loc::Gpr(RCX), Ext::None),
+            ]),
+            vec![],
+            0,
+        ));
+        plans.push(plan(
+            Type::f64(),
+            RetPass::Direct(vec![
+                piece(0, 8, Loc::Vec(1), Ext::None),
+                piece(0, 4, Loc::Gpr(RSI), Ext::Zero),
+            ]),
+            vec![direct(
+                Type::f64(),
+                vec![
+                    piece(0, 8, Loc::Vec(0), Ext::None),
+                    piece(0, 8, Loc::Gpr(RDI), Ext::None),
+                ],
+            )],
+            0,
+        ));
+        let mut p = mk(ret_in(Type::u16(), Loc::Gpr(R8), Ext::Zero), vec![], 0);
+        p.vector_count = Some(3);
+        plans.push(p);
+        // Pieces listed out of order: a store wider than its piece would
+        // clobber bytes already in the slot.
+        plans.push(mk(
+            void(),
+            vec![
+                direct(
+                    u8s(11),
+                    vec![
+                        piece(3, 8, Loc::Gpr(RSI), Ext::None),
+                        piece(0, 3, Loc::Gpr(RDI), Ext::None),
+                    ],
+                ),
+                direct(
+                    u8s(14),
+                    vec![
+                        piece(6, 8, Loc::Gpr(RCX), Ext::None),
+                        piece(0, 6, Loc::Gpr(RDX), Ext::None),
+                    ],
+                ),
+                direct(
+                    t_i64s(2),
+                    vec![
+                        piece(8, 8, Loc::Gpr(R8), Ext::None),
+                        piece(4, 4, Loc::Vec(1), Ext::None),
+                        piece(0, 4, Loc::Vec(0), Ext::None),
+                    ],
+                ),
+            ],
+            0,
+        ));
+        for (k, p) in plans.iter().enumerate() {
+            for seed in 0..4 {
+                round_trip(p, 1000 * k as u64 + seed);
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_classified_signatures() {
+        let pool = type_pool();
+        let mut rets = pool.clone();
+        rets.extend([
+            Type::void(),
+            Type::complex_long_double(),
+            t_i64s(4),
+            u8s(3),
+            u8s(6),
+        ]);
+        let mut rng = Rng(0x5EED);
+        let mut done = 0;
+        for k in 0..400u64 {
+            let n = rng.below(15);
+            let args: Vec<Type> = (0..n)
+                .map(|_| pool[rng.below(pool.len())].clone())
+                .collect();
+            let ret = rets[rng.below(rets.len())].clone();
+            let fixed = (n > 0 && rng.below(5) == 0).then(|| rng.below(n) + 1);
+            let Ok(p) = crate::classify::classify(Abi::SysV64, &ret, &args, fixed) else {
+                continue;
+            };
+            round_trip(&p, k);
+            done += 1;
+        }
+        assert!(done > 350, "only {done} signatures classified");
+        // Every type of the pool alone, as argument and as return value.
+        for (k, t) in rets.iter().enumerate() {
+            let args = if t.is_void() { vec![] } else { vec![t.clone()] };
+            let p = crate::classify::classify(Abi::SysV64, t, &args, None).unwrap();
+            round_trip(&p, 9000 + k as u64);
+            if !t.is_void() {
+                let many = vec![t.clone(); 9];
+                let p = crate::classify::classify(Abi::SysV64, t, &many, None).unwrap();
+                round_trip(&p, 9500 + k as u64);
+            }
+        }
+    }
+
+    /// Prints closure thunk sizes (`--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn report_thunk_sizes() {
+        let dd = Type::structure([Type::f64(), Type::f64()]).unwrap();
+        let cases: [(&str, Type, Vec<Type>); 8] = [
+            ("S1 void(void)", Type::void(), vec![]),
+            ("S2 int(int,int)", Type::i32(), vec![Type::i32(); 2]),
+            ("S3 double(4 x double)", Type::f64(), vec![Type::f64(); 4]),
+            ("S4 int64(8 x int64)", Type::i64(), vec![Type::i64(); 8]),
+            (
+                "S5 double(int,double,int64,float,void*,int8,uint16,double)",
+                Type::f64(),
+                vec![
+                    Type::i32(),
+                    Type::f64(),
+                    Type::i64(),
+                    Type::f32(),
+                    Type::pointer(),
+                    Type::i8(),
+                    Type::u16(),
+                    Type::f64(),
+                ],
+            ),
+            ("S6 {dd}({dd},{dd})", dd.clone(), vec![dd.clone(), dd]),
+            ("S7 {i64x4}({i64x4})", t_i64s(4), vec![t_i64s(4)]),
+            ("S8 int(16 x int)", Type::i32(), vec![Type::i32(); 16]),
+        ];
+        for (name, ret, args) in cases {
+            let p = crate::classify::classify(Abi::SysV64, &ret, &args, None).unwrap();
+            let n = compile_closure_thunk(&p).unwrap().len();
+            eprintln!("{name}: thunk {n} bytes");
         }
     }
 }
