@@ -22,7 +22,7 @@ use crate::abi::{Abi, Arch};
 use crate::cache::{self, Compiled};
 use crate::error::{Error, Result};
 use crate::plan::CallPlan;
-use crate::types::Type;
+use crate::types::{Type, TypeKind};
 
 pub use crate::cache::{PackedEntry, RawEntry};
 
@@ -373,19 +373,19 @@ impl Cif {
             });
         }
         for (i, (a, t)) in args.iter().zip(params).enumerate() {
-            if let Some(given) = &a.ty {
-                if given != t {
+            if let Some(check) = &a.check {
+                if !(check.is)(t) {
                     return Err(Error::SignatureMismatch {
-                        reason: format!("argument {i} is {given}, the cif expects {t}"),
+                        reason: format!("argument {i} is {}, the cif expects {t}", (check.ty)()),
                     });
                 }
             }
         }
-        let want = R::ffi_type();
-        if want != *self.ret() {
+        if !R::is(self.ret()) {
             return Err(Error::SignatureMismatch {
                 reason: format!(
-                    "return type {want} requested, the cif returns {}",
+                    "return type {} requested, the cif returns {}",
+                    R::ffi_type(),
                     self.ret()
                 ),
             });
@@ -428,8 +428,16 @@ impl Cif {
 #[derive(Clone, Debug)]
 pub struct Arg<'a> {
     ptr: *const c_void,
-    ty: Option<Type>,
+    check: Option<ArgCheck>,
     _borrow: PhantomData<&'a ()>,
+}
+
+/// How [`Cif::call`] checks a typed argument: `T::is` and, for the error
+/// message only, `T::ffi_type`.
+#[derive(Clone, Copy, Debug)]
+struct ArgCheck {
+    is: fn(&Type) -> bool,
+    ty: fn() -> Type,
 }
 
 impl<'a> Arg<'a> {
@@ -445,7 +453,10 @@ impl<'a> Arg<'a> {
     pub fn new<T: CType>(value: &'a T) -> Arg<'a> {
         Arg {
             ptr: (value as *const T).cast(),
-            ty: Some(T::ffi_type()),
+            check: Some(ArgCheck {
+                is: T::is,
+                ty: T::ffi_type,
+            }),
             _borrow: PhantomData,
         }
     }
@@ -470,7 +481,7 @@ impl<'a> Arg<'a> {
     pub unsafe fn raw(ptr: *const c_void) -> Arg<'a> {
         Arg {
             ptr,
-            ty: None,
+            check: None,
             _borrow: PhantomData,
         }
     }
@@ -498,29 +509,49 @@ pub unsafe trait CType: Copy {
     /// assert_eq!(usize::ffi_type().size(), std::mem::size_of::<usize>());
     /// ```
     fn ffi_type() -> Type;
+
+    /// `true` when `ty` is this type: the check behind [`Cif::call`] and
+    /// closure argument access, without building a [`Type`] (no reference
+    /// count touched on the hot path).
+    ///
+    /// ```
+    /// use jitffi::{CType, Type};
+    /// assert!(i16::is(&Type::i16()));
+    /// assert!(!u16::is(&Type::i16()));
+    /// ```
+    fn is(ty: &Type) -> bool {
+        *ty == Self::ffi_type()
+    }
 }
 
 macro_rules! ctype {
-    ($($t:ty => $ctor:ident),* $(,)?) => {
+    ($($t:ty => $ctor:ident / $kind:ident),* $(,)?) => {
         $(
             // SAFETY: the Rust primitive has exactly the C type's layout.
             unsafe impl CType for $t {
                 fn ffi_type() -> Type { Type::$ctor() }
+                #[inline]
+                fn is(ty: &Type) -> bool { matches!(ty.kind(), TypeKind::$kind) }
             }
         )*
     };
 }
 
 ctype! {
-    u8 => u8, i8 => i8, u16 => u16, i16 => i16, u32 => u32, i32 => i32,
-    u64 => u64, i64 => i64, u128 => u128, i128 => i128, f32 => f32, f64 => f64,
-    usize => u64, isize => i64,
+    u8 => u8 / U8, i8 => i8 / I8, u16 => u16 / U16, i16 => i16 / I16,
+    u32 => u32 / U32, i32 => i32 / I32, u64 => u64 / U64, i64 => i64 / I64,
+    u128 => u128 / U128, i128 => i128 / I128, f32 => f32 / F32, f64 => f64 / F64,
+    usize => u64 / U64, isize => i64 / I64,
 }
 
 // SAFETY: `()` is returned as void; nothing is read from the buffer.
 unsafe impl CType for () {
     fn ffi_type() -> Type {
         Type::void()
+    }
+    #[inline]
+    fn is(ty: &Type) -> bool {
+        ty.is_void()
     }
 }
 
@@ -529,12 +560,20 @@ unsafe impl<T> CType for *const T {
     fn ffi_type() -> Type {
         Type::pointer()
     }
+    #[inline]
+    fn is(ty: &Type) -> bool {
+        matches!(ty.kind(), TypeKind::Pointer)
+    }
 }
 
 // SAFETY: as for `*const T`.
 unsafe impl<T> CType for *mut T {
     fn ffi_type() -> Type {
         Type::pointer()
+    }
+    #[inline]
+    fn is(ty: &Type) -> bool {
+        matches!(ty.kind(), TypeKind::Pointer)
     }
 }
 

@@ -369,8 +369,11 @@ impl Args<'_> {
             .args()
             .get(i)
             .unwrap_or_else(|| panic!("argument {i} requested of {}", self.len()));
-        let want = T::ffi_type();
-        assert!(*ty == want, "argument {i} is {ty}, not {want} as requested");
+        assert!(
+            T::is(ty),
+            "argument {i} is {ty}, not {} as requested",
+            T::ffi_type()
+        );
         // SAFETY: the thunk passes one valid pointer per argument, to a value
         // of the argument's type, which is T (checked).
         unsafe { self.ptr(i).cast::<T>().read_unaligned() }
@@ -407,13 +410,13 @@ impl Ret<'_> {
     /// # Panics
     /// If `T` is not the cif's return type (aborting, see [`Closure`]).
     pub fn set<T: CType>(&mut self, value: T) {
-        let want = T::ffi_type();
+        let ret = self.cif.ret();
         assert!(
-            *self.cif.ret() == want,
-            "the closure returns {}, not {want}",
-            self.cif.ret()
+            T::is(ret),
+            "the closure returns {ret}, not {}",
+            T::ffi_type()
         );
-        if want.is_void() {
+        if ret.is_void() {
             return;
         }
         // SAFETY: the thunk's return buffer holds at least the return type's

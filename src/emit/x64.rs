@@ -65,14 +65,18 @@
 //!   [rbp + 16 + off]  the caller's stack arguments (plan offset `off`)
 //!   [rbp + 8]    return address
 //!   [rbp]        caller's rbp          <- rbp (frame-pointer chain)
-//!   [rbp - 8]    caller's rbx          (rbx = the record)
-//!   [rbp - 16]   caller's r12          (r12 = the sret pointer)
+//!   ...          the sret pointer's slot (sret returns only)
 //!   ...          return buffer: max(16, round16(size)) bytes, 16-aligned
 //!                (none for an sret return: the handler writes straight
 //!                into the caller's buffer, as with libffi)
 //!   ...          value slots, 16-aligned, one per argument the thunk copies
 //!   [rsp + 8i]   args[i]               <- rsp, 16-aligned at the call
 //! ```
+//!
+//! The record stays in `r11` from the trampoline to the handler call
+//! (nothing before the call touches `r11`), and nothing is needed from it
+//! afterwards, so a thunk saves no callee-saved register: `push rbp` and
+//! the frame are all.
 //!
 //! `args[i]` points into the caller's area when argument `i` arrives whole
 //! and in order on the stack (no copy), is the pointer itself for an
@@ -89,7 +93,7 @@
 //! use jitffi::{classify::classify, emit::x64, Abi, Type};
 //! let s2 = classify(Abi::SysV64, &Type::i32(), &[Type::i32(), Type::i32()], None).unwrap();
 //! let code = x64::compile_closure_thunk(&s2).unwrap();
-//! assert!(code.windows(3).any(|w| w == [0xFF, 0x53, 0x28])); // call [rbx + 40]
+//! assert!(code.windows(4).any(|w| w == [0x41, 0xFF, 0x53, 0x28])); // call [r11 + 40]
 //! ```
 
 // dynasm's dynamic-register expansion calls `.into()` on our `u8`s.
@@ -779,6 +783,8 @@ struct ThunkFrame {
     /// The return buffer (`None` for a value returned in memory: the
     /// handler writes straight into the caller's buffer, as with libffi).
     ret_buf: Option<u64>,
+    /// Where the caller's sret pointer waits out the handler call.
+    sret_slot: Option<u64>,
 }
 
 impl ThunkFrame {
@@ -821,7 +827,12 @@ impl ThunkFrame {
             cursor += round16(bytes).max(16);
             at
         });
-        let size = cursor;
+        let sret_slot = matches!(plan.ret.pass, RetPass::Indirect { .. }).then(|| {
+            let at = cursor;
+            cursor += 16;
+            at
+        });
+        let size = round16(cursor);
         if size > MAX_FRAME {
             return Err(asm_err(format!(
                 "thunk frame of {size} bytes exceeds the limit of {MAX_FRAME}"
@@ -831,6 +842,7 @@ impl ThunkFrame {
             size,
             homes,
             ret_buf,
+            sret_slot,
         })
     }
 }
@@ -867,9 +879,9 @@ fn incoming(off: u32) -> Result<Mem> {
 /// use jitffi::{classify::classify, emit::x64, plan::Loc, Abi, Type};
 /// let mut plan = classify(Abi::SysV64, &Type::f64(), &[Type::f64()], None).unwrap();
 /// let code = x64::compile_closure_thunk(&plan).unwrap();
-/// // endbr64; push rbp; mov rbp, rsp; push rbx; push r12; mov rbx, r11
-/// assert!(code.starts_with(&[0xF3, 0x0F, 0x1E, 0xFA, 0x55, 0x48, 0x89, 0xE5, 0x53]));
-/// assert!(code.ends_with(&[0x41, 0x5C, 0x5B, 0x5D, 0xC3])); // pop r12; pop rbx; pop rbp; ret
+/// // endbr64; push rbp; mov rbp, rsp
+/// assert!(code.starts_with(&[0xF3, 0x0F, 0x1E, 0xFA, 0x55, 0x48, 0x89, 0xE5]));
+/// assert!(code.ends_with(&[0x48, 0x89, 0xEC, 0x5D, 0xC3])); // mov rsp, rbp; pop rbp; ret
 /// plan.static_chain = Some(Loc::Gpr(10)); // not supported yet: refused
 /// assert!(x64::compile_closure_thunk(&plan).is_err());
 /// ```
@@ -893,11 +905,9 @@ pub fn compile_closure_thunk(plan: &CallPlan) -> Result<Vec<u8>> {
     t.load_return(&frame)?;
     let ops = &mut t.ops;
     if frame.size > 0 {
-        asm!(ops ; lea rsp, [rbp - 16]);
+        asm!(ops ; mov rsp, rbp);
     }
     asm!(ops
-        ; pop r12
-        ; pop rbx
         ; pop rbp
         ; ret
     );
@@ -961,25 +971,29 @@ impl Thunk<'_> {
     fn prologue(&mut self, frame: &ThunkFrame) -> Result<()> {
         let ops = &mut self.ops;
         ops.extend(ENDBR64);
+        // The record stays in r11 until the handler call (nothing before
+        // it uses r11), so no callee-saved register needs saving.
         asm!(ops
             ; push rbp
             ; mov rbp, rsp
-            ; push rbx
-            ; push r12
-            ; mov rbx, r11
         );
-        if let RetPass::Indirect { pointer, .. } = self.plan.ret.pass {
-            match pointer {
-                Loc::Gpr(r) => asm!(ops ; mov r12, Rq(r)),
+        alloc_frame(ops, frame.size)?;
+        if let (RetPass::Indirect { pointer, .. }, Some(slot)) =
+            (&self.plan.ret.pass, frame.sret_slot)
+        {
+            let at = Mem::new(Base::Rsp, slot)?;
+            match *pointer {
+                Loc::Gpr(r) => mem!(ops, at, [mov QWORD], [, Rq(r)]),
                 Loc::Stack(off) => {
                     let m = incoming(off)?;
-                    mem!(ops, m, [mov r12, QWORD], []);
+                    mem!(ops, m, [mov rax, QWORD], []);
+                    mem!(ops, at, [mov QWORD], [, rax]);
                 }
                 // Refused by check_thunk_return.
                 _ => return Err(asm_err("return buffer address location")),
             }
         }
-        alloc_frame(ops, frame.size)
+        Ok(())
     }
 
     /// Stores every register-borne piece and Indirect pointer, before any
@@ -1119,19 +1133,23 @@ impl Thunk<'_> {
     /// `fun(cif, rvalue, args, user_data)`, with `rsp` 16-aligned.
     fn call_handler(&mut self, frame: &ThunkFrame) -> Result<()> {
         let ops = &mut self.ops;
-        asm!(ops ; mov rdi, [BYTE rbx + REC_CIF]);
-        match frame.ret_buf {
-            None => asm!(ops ; mov rsi, r12),
-            Some(0) => asm!(ops ; mov rsi, rsp),
-            Some(at) => {
+        asm!(ops ; mov rdi, [BYTE r11 + REC_CIF]);
+        match (frame.ret_buf, frame.sret_slot) {
+            (None, Some(slot)) => {
+                let m = Mem::new(Base::Rsp, slot)?;
+                mem!(ops, m, [mov rsi, QWORD], []);
+            }
+            (None, None) => return Err(asm_err("return: no buffer")),
+            (Some(0), _) => asm!(ops ; mov rsi, rsp),
+            (Some(at), _) => {
                 let m = Mem::new(Base::Rsp, at)?;
                 mem!(ops, m, [lea rsi,], []);
             }
         }
         asm!(ops
             ; mov rdx, rsp
-            ; mov rcx, [BYTE rbx + REC_USER_DATA]
-            ; call QWORD [BYTE rbx + REC_FUN]
+            ; mov rcx, [BYTE r11 + REC_USER_DATA]
+            ; call QWORD [BYTE r11 + REC_FUN]
         );
         Ok(())
     }
@@ -1141,8 +1159,9 @@ impl Thunk<'_> {
         match &self.plan.ret.pass {
             RetPass::Void => {}
             RetPass::Indirect { returned, .. } => {
-                if let Some(Loc::Gpr(r)) = returned {
-                    asm!(ops ; mov Rq(*r), r12);
+                if let (Some(Loc::Gpr(r)), Some(slot)) = (returned, frame.sret_slot) {
+                    let m = Mem::new(Base::Rsp, slot)?;
+                    mem!(ops, m, [mov Rq(*r), QWORD], []);
                 }
             }
             RetPass::Direct(pieces) => {
@@ -3099,18 +3118,13 @@ mod tests {
             0xF3, 0x0F, 0x1E, 0xFA, // endbr64
             0x55,                   // push rbp
             0x48, 0x89, 0xE5,       // mov rbp, rsp
-            0x53,                   // push rbx
-            0x41, 0x54,             // push r12
-            0x4C, 0x89, 0xDB,       // mov rbx, r11
             0x48, 0x83, 0xEC, 0x10, // sub rsp, 16
-            0x48, 0x8B, 0x7B, 0x20, // mov rdi, [rbx + 32]   cif
+            0x49, 0x8B, 0x7B, 0x20, // mov rdi, [r11 + 32]   cif
             0x48, 0x89, 0xE6,       // mov rsi, rsp          rvalue
             0x48, 0x89, 0xE2,       // mov rdx, rsp          args
-            0x48, 0x8B, 0x4B, 0x30, // mov rcx, [rbx + 48]   user_data
-            0xFF, 0x53, 0x28,       // call [rbx + 40]       fun
-            0x48, 0x8D, 0x65, 0xF0, // lea rsp, [rbp - 16]
-            0x41, 0x5C,             // pop r12
-            0x5B,                   // pop rbx
+            0x49, 0x8B, 0x4B, 0x30, // mov rcx, [r11 + 48]   user_data
+            0x41, 0xFF, 0x53, 0x28, // call [r11 + 40]       fun
+            0x48, 0x89, 0xEC,       // mov rsp, rbp
             0x5D,                   // pop rbp
             0xC3,                   // ret
         ];
@@ -3171,10 +3185,10 @@ mod tests {
             .map(|(a, w)| w.to_le_bytes()[..a.ty.size()].to_vec())
             .collect();
         assert_eq!(got.args, want);
-        // The stack arguments are read in the caller's area: 48 bytes above
-        // the 16-byte return buffer (saved r12, rbx, rbp, return address).
+        // The stack arguments are read in the caller's area: 32 bytes above
+        // the 16-byte return buffer (saved rbp, return address).
         for (i, off) in [(6, 0), (7, 8), (8, 16)] {
-            assert_eq!(got.ptrs[i], got.rvalue + 48 + off, "argument {i}");
+            assert_eq!(got.ptrs[i], got.rvalue + 32 + off, "argument {i}");
         }
     }
 
@@ -3277,7 +3291,7 @@ mod tests {
         let want: Vec<Vec<u8>> = v.iter().map(|x| x.to_le_bytes().to_vec()).collect();
         assert_eq!(got.args, want);
         for k in 0..4 {
-            assert_eq!(got.ptrs[6 + k], got.rvalue + 48 + 8 * k);
+            assert_eq!(got.ptrs[6 + k], got.rvalue + 32 + 8 * k);
         }
 
         // Ten doubles: two on the stack.
@@ -3370,8 +3384,8 @@ mod tests {
             ]
         );
         // args[0] and args[2] point into the caller's argument area.
-        assert_eq!(got.ptrs[0], got.rvalue + 48);
-        assert_eq!(got.ptrs[2], got.rvalue + 48 + 24);
+        assert_eq!(got.ptrs[0], got.rvalue + 32);
+        assert_eq!(got.ptrs[2], got.rvalue + 32 + 24);
     }
 
     #[test]
