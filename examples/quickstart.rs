@@ -5,7 +5,7 @@
 
 use std::ffi::{c_char, c_void, CStr};
 
-use jitffi::{Arg, Cif, Type};
+use jitffi::{Arg, Cif, Closure, Type};
 
 extern "C" {
     fn strlen(s: *const c_char) -> usize;
@@ -14,6 +14,12 @@ extern "C" {
     fn div(num: i32, den: i32) -> DivT;
     fn snprintf(buf: *mut c_char, n: usize, fmt: *const c_char, ...) -> i32;
     fn ldexpl(); // long double ldexpl(long double, int)
+    fn qsort(
+        base: *mut c_void,
+        n: usize,
+        size: usize,
+        cmp: extern "C" fn(*const c_void, *const c_void) -> i32,
+    );
 }
 
 /// C's `div_t`: returned in a register (rax), by value.
@@ -118,6 +124,27 @@ fn main() -> Result<(), jitffi::Error> {
         )
     };
     println!("ldexpl(2.5L, 3) = {}", x87_to_f64(&out));
+
+    // A closure as a C callback: qsort calls a Rust closure through a native
+    // int (*)(const void *, const void *) that jitffi compiled.
+    let cmp_cif = Cif::new(Type::i32(), &[Type::pointer(), Type::pointer()])?;
+    let by_abs = Closure::new(&cmp_cif, |args, ret| {
+        // SAFETY: qsort passes pointers to elements of the i32 array below.
+        let (a, b) = unsafe { (*args.get::<*const i32>(0), *args.get::<*const i32>(1)) };
+        ret.set(a.abs().cmp(&b.abs()) as i32);
+    })?;
+    let mut values = [7i32, -3, 12, -1, 0, -9, 4];
+    // SAFETY: the closure has exactly qsort's comparator signature and
+    // outlives the call; the array holds `values.len()` i32s.
+    unsafe {
+        qsort(
+            values.as_mut_ptr().cast(),
+            values.len(),
+            std::mem::size_of::<i32>(),
+            by_abs.as_fn(),
+        )
+    };
+    println!("qsort by |x| with a jitffi closure: {values:?}");
 
     println!(
         "{} signature shapes compiled and cached",
