@@ -8,7 +8,6 @@
 use std::ffi::c_void;
 use std::hint::black_box;
 use std::ptr;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use jitffi::{Abi, Cif, Type};
@@ -22,7 +21,9 @@ mod jit {
 #[path = "../tests/support/native_ret.rs"]
 mod native_ret;
 
-type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+#[path = "../tests/support/bench_util.rs"]
+mod bench_util;
+use bench_util::{config, libffi_cif, s5_args, Group};
 
 /// A libffi type tree kept alive for the whole run.
 fn ffi_struct(members: &[*mut ffi::ffi_type]) -> *mut ffi::ffi_type {
@@ -101,26 +102,9 @@ impl Case {
     ) -> Case {
         let types: Vec<Type> = args.iter().map(|a| a.0.clone()).collect();
         let cif = Cif::new(ret.0.clone(), &types).expect("jitffi cif");
-        let mut ffi_cif: Box<ffi::ffi_cif> = Box::new(ffi::ffi_cif {
-            abi: 0,
-            nargs: 0,
-            arg_types: ptr::null_mut(),
-            rtype: ptr::null_mut(),
-            bytes: 0,
-            flags: 0,
-        });
-        let atypes = Box::leak(args.iter().map(|a| a.1).collect::<Box<[_]>>()).as_mut_ptr();
-        // SAFETY: the type trees are leaked, so they outlive the cif.
-        let status = unsafe {
-            ffi::ffi_prep_cif(
-                &mut *ffi_cif,
-                ffi::ffi_abi_FFI_DEFAULT_ABI,
-                args.len() as u32,
-                ret.1,
-                atypes,
-            )
-        };
-        assert_eq!(status, ffi::ffi_status_FFI_OK, "{name}: ffi_prep_cif");
+        // The type trees are libffi's statics or leaked (`ffi_struct`).
+        let atypes: Vec<_> = args.iter().map(|a| a.1).collect();
+        let ffi_cif = libffi_cif(ret.1, &atypes);
         let args = Args::new(&cif, values);
         Case {
             name,
@@ -477,16 +461,7 @@ fn indirect(c: &mut Criterion) {
 /// (a cache hit), against libffi's `ffi_prep_cif`.
 fn prepare(c: &mut Criterion) {
     let mut g = c.benchmark_group("prep");
-    let s5 = [
-        Type::i32(),
-        Type::f64(),
-        Type::i64(),
-        Type::f32(),
-        Type::pointer(),
-        Type::i8(),
-        Type::u16(),
-        Type::f64(),
-    ];
+    let s5 = s5_args();
     let s8 = vec![Type::i32(); 16];
     for (name, ret, args) in [("S5", Type::f64(), &s5[..]), ("S8", Type::i32(), &s8[..])] {
         g.bench_function(format!("{name} cold"), |b| {
@@ -514,14 +489,7 @@ fn prepare(c: &mut Criterion) {
         ("S5", t_f64, &mut s5_types[..]),
         ("S8", t_i32, &mut s8_types[..]),
     ] {
-        let mut cif = ffi::ffi_cif {
-            abi: 0,
-            nargs: 0,
-            arg_types: ptr::null_mut(),
-            rtype: ptr::null_mut(),
-            bytes: 0,
-            flags: 0,
-        };
+        let mut cif = ffi::ffi_cif::default();
         let n = types.len() as u32;
         let atypes = types.as_mut_ptr();
         g.bench_function(format!("{name} libffi"), |b| {
@@ -538,13 +506,6 @@ fn prepare(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(50)
 }
 
 criterion_group! {

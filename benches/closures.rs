@@ -13,11 +13,14 @@
 use std::ffi::c_void;
 use std::hint::black_box;
 use std::ptr;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use jitffi::{Cif, Closure, RawClosure, Type};
-use libffi::raw::{self as ffi, ffi_cif, ffi_closure, ffi_type};
+use libffi::raw::{self as ffi, ffi_cif, ffi_closure};
+
+#[path = "../tests/support/bench_util.rs"]
+mod bench_util;
+use bench_util::{config, libffi_cif, s5_args, Group};
 
 type S2 = extern "C" fn(i32, i32) -> i32;
 type S3 = extern "C" fn(f64, f64, f64, f64) -> f64;
@@ -160,31 +163,6 @@ fn s5_rust(cif: &Cif) -> Closure {
 
 // libffi plumbing.
 
-/// A prepared libffi cif; the argument type list is leaked (static types).
-fn libffi_cif(ret: *mut ffi_type, args: &[*mut ffi_type]) -> Box<ffi_cif> {
-    let mut cif = Box::new(ffi_cif {
-        abi: 0,
-        nargs: 0,
-        arg_types: ptr::null_mut(),
-        rtype: ptr::null_mut(),
-        bytes: 0,
-        flags: 0,
-    });
-    let atypes = Box::leak(args.to_vec().into_boxed_slice()).as_mut_ptr();
-    // SAFETY: libffi's static types and a leaked list outlive the cif.
-    let status = unsafe {
-        ffi::ffi_prep_cif(
-            &mut *cif,
-            ffi::ffi_abi_FFI_DEFAULT_ABI,
-            args.len() as u32,
-            ret,
-            atypes,
-        )
-    };
-    assert_eq!(status, ffi::ffi_status_FFI_OK, "ffi_prep_cif");
-    cif
-}
-
 /// A libffi closure; freed on drop.
 struct LibffiClosure {
     closure: *mut ffi_closure,
@@ -228,8 +206,6 @@ impl Drop for LibffiClosure {
         unsafe { ffi::ffi_closure_free(self.closure.cast()) };
     }
 }
-
-type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
 /// The four callees of one signature, as typed function pointers, each
 /// checked against the direct call before anything is timed.
@@ -322,16 +298,7 @@ fn closures(c: &mut Criterion) {
 
     // S5 double(int, double, int64, float, void *, int8, uint16, double)
     {
-        let s5 = [
-            Type::i32(),
-            Type::f64(),
-            Type::i64(),
-            Type::f32(),
-            Type::pointer(),
-            Type::i8(),
-            Type::u16(),
-            Type::f64(),
-        ];
+        let s5 = s5_args();
         let cif = Cif::new(Type::f64(), &s5).unwrap();
         let mut lcif = libffi_cif(
             t_f64,
@@ -418,13 +385,6 @@ fn lifecycle(c: &mut Criterion) {
         b.iter(|| s2_rust(black_box(&cif)))
     });
     g.finish();
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(50)
 }
 
 criterion_group! {

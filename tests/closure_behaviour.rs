@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use jitffi::closure::{Args, Ret};
 use jitffi::memory;
 use jitffi::{Arg, CType, Cif, Closure, RawClosure};
 use jitffi_oracle::oracles::{self, CallFn};
@@ -22,6 +23,9 @@ use jitffi_oracle::oracles::{self, CallFn};
 #[path = "support/shapes.rs"]
 mod shapes;
 use shapes::*;
+
+#[path = "support/maps.rs"]
+mod maps;
 
 // ---------------------------------------------------------- child runs
 
@@ -71,6 +75,22 @@ fn assert_aborted_with(out: &Output, needles: &[&str]) {
 
 const PANICKED: &str = "jitffi: a closure handler panicked: ";
 const NO_UNWIND: &str = "a panic must not unwind into the C caller";
+
+/// In the child run of `test`, calls a `Closure::new` of `int32_t(int32_t,
+/// int32_t)` with `handler` from C as `f(a, b)`; in the parent, asserts
+/// that the child aborted after printing every one of `needles`.
+fn handler_call_aborts<F>(test: &str, handler: F, (a, b): (i32, i32), needles: &[&str])
+where
+    F: Fn(&Args<'_>, &mut Ret<'_>) + Send + Sync + 'static,
+{
+    let Some(out) = in_child(test, || {
+        let c = Closure::new(&cif_i32_i32_i32(), handler).expect("Closure::new");
+        call_i32_from_c(c.code_ptr(), a, b);
+    }) else {
+        return;
+    };
+    assert_aborted_with(&out, needles);
+}
 
 fn case_call(name: &str) -> CallFn {
     oracles::case(name)
@@ -329,18 +349,13 @@ fn structs_through_args_ptr_and_ret_ptr() {
 
 #[test]
 fn get_with_the_wrong_type_aborts() {
-    let Some(out) = in_child("get_with_the_wrong_type_aborts", || {
-        let c = Closure::new(&cif_i32_i32_i32(), |args, ret| {
+    handler_call_aborts(
+        "get_with_the_wrong_type_aborts",
+        |args, ret| {
             let v: i64 = args.get(1);
             ret.set(v as i32);
-        })
-        .expect("Closure::new");
-        call_i32_from_c(c.code_ptr(), 1, 2);
-    }) else {
-        return;
-    };
-    assert_aborted_with(
-        &out,
+        },
+        (1, 2),
         &[
             PANICKED,
             &format!("argument 1 is {}, not {} as requested", i32(), i64()),
@@ -352,14 +367,10 @@ fn get_with_the_wrong_type_aborts() {
 /// Same size, other signedness: still the wrong type.
 #[test]
 fn set_with_the_wrong_type_aborts() {
-    let Some(out) = in_child("set_with_the_wrong_type_aborts", || {
-        let c = Closure::new(&cif_i32_i32_i32(), |_args, ret| ret.set(7u32)).expect("Closure::new");
-        call_i32_from_c(c.code_ptr(), 1, 2);
-    }) else {
-        return;
-    };
-    assert_aborted_with(
-        &out,
+    handler_call_aborts(
+        "set_with_the_wrong_type_aborts",
+        |_args, ret| ret.set(7u32),
+        (1, 2),
         &[
             PANICKED,
             &format!("the closure returns {}, not {}", i32(), u32()),
@@ -370,30 +381,22 @@ fn set_with_the_wrong_type_aborts() {
 
 #[test]
 fn get_out_of_range_aborts() {
-    let Some(out) = in_child("get_out_of_range_aborts", || {
-        let c = Closure::new(&cif_i32_i32_i32(), |args, ret| {
-            ret.set(args.get::<i32>(2));
-        })
-        .expect("Closure::new");
-        call_i32_from_c(c.code_ptr(), 1, 2);
-    }) else {
-        return;
-    };
-    assert_aborted_with(&out, &[PANICKED, "argument 2 requested of 2", NO_UNWIND]);
+    handler_call_aborts(
+        "get_out_of_range_aborts",
+        |args, ret| ret.set(args.get::<i32>(2)),
+        (1, 2),
+        &[PANICKED, "argument 2 requested of 2", NO_UNWIND],
+    );
 }
 
 #[test]
 fn a_panicking_handler_aborts_with_its_message() {
-    let Some(out) = in_child("a_panicking_handler_aborts_with_its_message", || {
-        let c = Closure::new(&cif_i32_i32_i32(), |args, _ret| {
-            panic!("handler exploded on {}", args.get::<i32>(0));
-        })
-        .expect("Closure::new");
-        call_i32_from_c(c.code_ptr(), 42, 0);
-    }) else {
-        return;
-    };
-    assert_aborted_with(&out, &[PANICKED, "handler exploded on 42", NO_UNWIND]);
+    handler_call_aborts(
+        "a_panicking_handler_aborts_with_its_message",
+        |args, _ret| panic!("handler exploded on {}", args.get::<i32>(0)),
+        (42, 0),
+        &[PANICKED, "handler exploded on 42", NO_UNWIND],
+    );
 }
 
 #[test]
@@ -901,29 +904,6 @@ fn eight_threads_make_call_and_drop_closures() {
     );
 }
 
-struct Mapping {
-    start: usize,
-    end: usize,
-    perms: String,
-    line: String,
-}
-
-fn maps() -> Vec<Mapping> {
-    let text = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
-    text.lines()
-        .map(|line| {
-            let mut f = line.split_whitespace();
-            let (a, b) = f.next().and_then(|r| r.split_once('-')).expect("start-end");
-            Mapping {
-                start: usize::from_str_radix(a, 16).expect("hex"),
-                end: usize::from_str_radix(b, 16).expect("hex"),
-                perms: f.next().expect("permissions").to_string(),
-                line: line.to_string(),
-            }
-        })
-        .collect()
-}
-
 /// With 1 000 closures of several shapes alive and called, no mapping is
 /// writable and executable, and every code pointer lies in a read-execute
 /// mapping.
@@ -941,24 +921,9 @@ fn no_writable_executable_memory_with_a_thousand_closures() {
     for (k, l) in &live {
         exercise(&kits[*k], l, &mut rng).expect("a live closure works");
     }
-    let all = maps();
-    let wx: Vec<&str> = all
-        .iter()
-        .filter(|m| m.perms.contains('w') && m.perms.contains('x'))
-        .map(|m| m.line.as_str())
-        .collect();
-    assert!(wx.is_empty(), "writable and executable:\n{}", wx.join("\n"));
+    let all = maps::audit();
     for (_, l) in &live {
-        let p = l.code_ptr() as usize;
-        let m = all
-            .iter()
-            .find(|m| m.start <= p && p < m.end)
-            .unwrap_or_else(|| panic!("code pointer {p:#x} is in no mapping"));
-        assert!(
-            m.perms.starts_with("r-x"),
-            "code pointer {p:#x} lies in {}",
-            m.line
-        );
+        maps::assert_in_rx(&all, l.code_ptr() as usize);
     }
     let mut ptrs: Vec<usize> = live.iter().map(|(_, l)| l.code_ptr() as usize).collect();
     ptrs.sort_unstable();

@@ -58,13 +58,22 @@ use std::time::Instant;
 
 use jitffi::plan::{ArgPass, Loc, RetPass};
 use jitffi::{Cif, Closure, RawClosure, Type, TypeKind};
-use libffi::middle;
-use libffi::raw::{self as ffi, ffi_cif, ffi_closure, ffi_type};
+use libffi::raw::{self as ffi, ffi_cif, ffi_closure};
 
 #[path = "support/randsig.rs"]
 mod randsig;
 
-use randsig::{Config, Scalar, Shape, Signature, Source, SplitMix64};
+use randsig::{sc, st, Config, Scalar, Shape, Signature, Source, SplitMix64};
+
+#[path = "support/ffi_convert.rs"]
+mod ffi_convert;
+
+use ffi_convert::{jit_type, LibffiCif};
+
+#[path = "support/diff_run.rs"]
+mod diff_run;
+
+use diff_run::{env_u64, fresh_seed, on_fatal_signals, print_failures, write_stderr};
 
 /// The crate, under the name `support/native_ret.rs` expects.
 mod jit {
@@ -78,53 +87,8 @@ mod shapes;
 
 use shapes::{hex, is_narrow_int, mask, ret_mask};
 
-// Exported by libffi on Linux; libffi-sys declares them only behind its
-// `complex` feature, which is not enabled here.
-extern "C" {
-    static mut ffi_type_complex_float: ffi_type;
-    static mut ffi_type_complex_double: ffi_type;
-    static mut ffi_type_complex_longdouble: ffi_type;
-}
-
 // ---------------------------------------------------------------------------
 // Types
-
-/// The jitffi type of a randsig scalar.
-fn scalar_type(s: Scalar) -> Type {
-    match s {
-        Scalar::U8 => Type::u8(),
-        Scalar::I8 => Type::i8(),
-        Scalar::U16 => Type::u16(),
-        Scalar::I16 => Type::i16(),
-        Scalar::U32 => Type::u32(),
-        Scalar::I32 => Type::i32(),
-        Scalar::U64 => Type::u64(),
-        Scalar::I64 => Type::i64(),
-        Scalar::F32 => Type::f32(),
-        Scalar::F64 => Type::f64(),
-        Scalar::LongDouble => Type::long_double(),
-        Scalar::Pointer => Type::pointer(),
-        Scalar::ComplexF32 => Type::complex_f32(),
-        Scalar::ComplexF64 => Type::complex_f64(),
-        Scalar::ComplexLongDouble => Type::complex_long_double(),
-    }
-}
-
-/// The jitffi type of a randsig shape (array members as arrays).
-fn jit_type(shape: &Shape) -> Type {
-    match shape {
-        Shape::Scalar(s) => scalar_type(*s),
-        Shape::Struct(members) => Type::structure(members.iter().flat_map(|m| {
-            let t = jit_type(&m.shape);
-            if m.as_array && m.count > 1 {
-                vec![Type::array(t, m.count).expect("small array")]
-            } else {
-                vec![t; m.count]
-            }
-        }))
-        .expect("randsig structs are valid"),
-    }
-}
 
 /// Calls `f(offset, scalar)` for every scalar inside `t` (every member of
 /// a union, every element of an array).
@@ -262,167 +226,6 @@ fn describe(ret: &Type, args: &[Type], fixed: Option<usize>) -> String {
     }
     s.push(')');
     s
-}
-
-// ---------------------------------------------------------------------------
-// libffi descriptions
-
-/// A libffi type: one of libffi's own statics, or a struct built with
-/// `libffi::middle` (which frees it on drop).
-enum FfiDesc {
-    Built(middle::Type),
-    Static(*mut ffi_type),
-}
-
-impl FfiDesc {
-    fn ptr(&self) -> *mut ffi_type {
-        match self {
-            FfiDesc::Built(t) => t.as_raw_ptr(),
-            FfiDesc::Static(p) => *p,
-        }
-    }
-
-    /// `None` for what libffi cannot describe.
-    fn of(t: &Type) -> Option<FfiDesc> {
-        use middle::Type as M;
-        let built = |m| Some(FfiDesc::Built(m));
-        match t.kind() {
-            TypeKind::Void => built(M::void()),
-            TypeKind::U8 => built(M::u8()),
-            TypeKind::I8 => built(M::i8()),
-            TypeKind::U16 => built(M::u16()),
-            TypeKind::I16 => built(M::i16()),
-            TypeKind::U32 => built(M::u32()),
-            TypeKind::I32 => built(M::i32()),
-            TypeKind::U64 => built(M::u64()),
-            TypeKind::I64 => built(M::i64()),
-            TypeKind::F32 => built(M::f32()),
-            TypeKind::F64 => built(M::f64()),
-            TypeKind::LongDouble => built(M::longdouble()),
-            TypeKind::Pointer => built(M::pointer()),
-            TypeKind::ComplexF32 => Some(FfiDesc::Static(&raw mut ffi_type_complex_float)),
-            TypeKind::ComplexF64 => Some(FfiDesc::Static(&raw mut ffi_type_complex_double)),
-            TypeKind::ComplexLongDouble => {
-                Some(FfiDesc::Static(&raw mut ffi_type_complex_longdouble))
-            }
-            TypeKind::Struct { fields, .. } => {
-                let mut elems = Vec::new();
-                for f in fields {
-                    Self::flatten(f, &mut elems)?;
-                }
-                // middle::Type only holds its own kinds: complex members go
-                // in as placeholders and are patched in afterwards (its
-                // destructor frees struct elements only).
-                let mut statics = Vec::new();
-                let mut members = Vec::with_capacity(elems.len());
-                for (i, e) in elems.into_iter().enumerate() {
-                    match e {
-                        FfiDesc::Built(m) => members.push(m),
-                        FfiDesc::Static(p) => {
-                            statics.push((i, p));
-                            members.push(M::void());
-                        }
-                    }
-                }
-                let st = M::structure(members);
-                for (i, p) in statics {
-                    // SAFETY: a struct built from `members` has that many
-                    // elements; element `i` is a placeholder we replace.
-                    unsafe { (*st.as_raw_ptr()).elements.add(i).write(p) };
-                }
-                built(st)
-            }
-            TypeKind::Array { .. } | TypeKind::Union { .. } | TypeKind::I128 | TypeKind::U128 => {
-                None
-            }
-        }
-    }
-
-    /// Struct members as libffi elements: arrays become repeated elements.
-    fn flatten(t: &Type, out: &mut Vec<FfiDesc>) -> Option<()> {
-        match t.kind() {
-            TypeKind::Array { elem, len } => {
-                for _ in 0..*len {
-                    Self::flatten(elem, out)?;
-                }
-            }
-            _ => out.push(Self::of(t)?),
-        }
-        Some(())
-    }
-}
-
-/// A prepared libffi cif and the type descriptions it points into.
-struct LibffiCif {
-    cif: Box<ffi_cif>,
-    _descs: Vec<FfiDesc>,
-    _atypes: Box<[*mut ffi_type]>,
-}
-
-impl LibffiCif {
-    fn new(ret: &Type, args: &[Type], fixed: Option<usize>) -> Result<LibffiCif, String> {
-        let rdesc = FfiDesc::of(ret).ok_or("libffi cannot describe the return type")?;
-        let mut descs = vec![rdesc];
-        for (i, a) in args.iter().enumerate() {
-            descs.push(FfiDesc::of(a).ok_or(format!("libffi cannot describe argument {i}"))?);
-        }
-        let mut atypes: Box<[*mut ffi_type]> = descs[1..].iter().map(FfiDesc::ptr).collect();
-        let mut cif = Box::new(ffi_cif {
-            abi: 0,
-            nargs: 0,
-            arg_types: ptr::null_mut(),
-            rtype: ptr::null_mut(),
-            bytes: 0,
-            flags: 0,
-        });
-        let n = args.len() as u32;
-        // SAFETY: the descriptions and the argument list live in the value
-        // returned, as long as the cif.
-        let status = unsafe {
-            match fixed {
-                Some(f) => ffi::ffi_prep_cif_var(
-                    &mut *cif,
-                    ffi::ffi_abi_FFI_DEFAULT_ABI,
-                    f as u32,
-                    n,
-                    descs[0].ptr(),
-                    atypes.as_mut_ptr(),
-                ),
-                None => ffi::ffi_prep_cif(
-                    &mut *cif,
-                    ffi::ffi_abi_FFI_DEFAULT_ABI,
-                    n,
-                    descs[0].ptr(),
-                    atypes.as_mut_ptr(),
-                ),
-            }
-        };
-        if status != ffi::ffi_status_FFI_OK {
-            return Err(format!("libffi refused the signature (status {status})"));
-        }
-        // Our layouts must be libffi's, or the comparison means nothing.
-        for (i, (a, &p)) in args.iter().zip(atypes.iter()).enumerate() {
-            // SAFETY: ffi_prep_cif laid out every argument type.
-            let (size, align) = unsafe { ((*p).size, (*p).alignment as usize) };
-            if (size, align) != (a.size(), a.align()) {
-                return Err(format!(
-                    "harness: libffi lays out argument {i} ({a}) as {size} bytes align {align}, \
-                     jitffi as {} align {}",
-                    a.size(),
-                    a.align()
-                ));
-            }
-        }
-        Ok(LibffiCif {
-            cif,
-            _descs: descs,
-            _atypes: atypes,
-        })
-    }
-
-    fn raw(&self) -> *mut ffi_cif {
-        (&*self.cif as *const ffi_cif).cast_mut()
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -616,15 +419,14 @@ unsafe extern "C" fn libffi_handler(
     args: *mut *mut c_void,
     user_data: *mut c_void,
 ) {
-    // SAFETY: as in `raw_handler`, with libffi's contract.
+    // SAFETY: libffi's contract is `RawHandler`'s, with its own pointer
+    // types.
     unsafe {
-        observe(
-            &mut *user_data.cast::<Probe>(),
-            cif as usize,
+        raw_handler(
+            cif.cast_const().cast(),
             rvalue,
-            user_data as usize,
-            None,
-            |i| *args.add(i),
+            args.cast_const(),
+            user_data,
         )
     }
 }
@@ -863,44 +665,27 @@ fn digits(mut v: u64, radix: u64, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 extern "C" fn on_fault(_sig: libc::c_int) {
-    let out = |b: &[u8]| {
-        // SAFETY: write(2) is async-signal-safe; the buffer is valid.
-        unsafe { libc::write(2, b.as_ptr().cast(), b.len()) };
-    };
     let (seed, index, step) = RUNNING.with(|r| r.get());
     let mut a = [0u8; 20];
     let mut b = [0u8; 20];
     let (seed, index) = (digits(seed, 16, &mut a), digits(index, 10, &mut b));
-    out(b"\n*** closure_differential: fatal signal in case ");
-    out(index);
-    out(b" of seed 0x");
-    out(seed);
-    out(b" while calling ");
-    out(step.as_bytes());
-    out(b"\n*** rerun: JITFFI_DIFF_SEED=0x");
-    out(seed);
-    out(b" JITFFI_DIFF_INDEX=");
-    out(index);
-    out(b" cargo test --test closure_differential -- --nocapture\n");
+    write_stderr(b"\n*** closure_differential: fatal signal in case ");
+    write_stderr(index);
+    write_stderr(b" of seed 0x");
+    write_stderr(seed);
+    write_stderr(b" while calling ");
+    write_stderr(step.as_bytes());
+    write_stderr(b"\n*** rerun: JITFFI_DIFF_SEED=0x");
+    write_stderr(seed);
+    write_stderr(b" JITFFI_DIFF_INDEX=");
+    write_stderr(index);
+    write_stderr(b" cargo test --test closure_differential -- --nocapture\n");
     // SA_RESETHAND restored the default action: returning re-runs the
     // faulting instruction and the process dies of the signal.
 }
 
 fn install_fault_notes() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
-            // SAFETY: a zeroed sigaction with a plain handler is valid; the
-            // handler only calls async-signal-safe functions.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_fault as extern "C" fn(libc::c_int) as usize;
-                sa.sa_flags = libc::SA_RESETHAND | libc::SA_NODEFER;
-                libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(sig, &sa, ptr::null_mut());
-            }
-        }
-    });
+    on_fatal_signals(on_fault);
 }
 
 // ---------------------------------------------------------------------------
@@ -1401,7 +1186,7 @@ fn run_case(
     notes.libffi_skipped = unusable;
     let lcif = match unusable {
         Some(_) => None,
-        None => match LibffiCif::new(&case.ret, &case.args, case.fixed) {
+        None => match LibffiCif::new_checked(&case.ret, &case.args, case.fixed) {
             Ok(l) => Some(l),
             Err(e) => {
                 errors.push(e);
@@ -1420,25 +1205,30 @@ fn run_case(
         Mode::Jit => RvalueRule::jitffi(&scif),
         Mode::LibffiSelfCheck => RvalueRule::libffi(sret),
     };
+    // Every caller in `callers` into `subject`.
+    let mut call_all =
+        |subject: &Subject, probe: &mut Probe, callers: &[Caller], errors: &mut Vec<String>| {
+            for &c in callers {
+                call_and_check(
+                    case,
+                    &cif,
+                    lcif.as_ref(),
+                    subject,
+                    sargs,
+                    probe,
+                    c,
+                    notes,
+                    errors,
+                );
+            }
+        };
     let mut probe = Probe::new(sret, sargs, &case.ret_value, case.widen_ret, rule);
     let mut kept = None;
     match mode {
         Mode::Jit => {
             match Subject::raw(&scif, &mut probe) {
                 Ok(subject) => {
-                    for &c in &callers {
-                        call_and_check(
-                            case,
-                            &cif,
-                            lcif.as_ref(),
-                            &subject,
-                            sargs,
-                            &mut probe,
-                            c,
-                            notes,
-                            &mut errors,
-                        );
-                    }
+                    call_all(&subject, &mut probe, &callers, &mut errors);
                     kept = Some(Kept {
                         index,
                         case: case.clone(),
@@ -1451,43 +1241,19 @@ fn run_case(
             }
             let mut probe = Probe::new(sret, sargs, &case.ret_value, case.widen_ret, rule);
             match Subject::rust(&scif, &mut probe) {
-                Ok(subject) => call_and_check(
-                    case,
-                    &cif,
-                    lcif.as_ref(),
-                    &subject,
-                    sargs,
-                    &mut probe,
-                    Caller::Raw,
-                    notes,
-                    &mut errors,
-                ),
+                Ok(subject) => call_all(&subject, &mut probe, &[Caller::Raw], &mut errors),
                 Err(e) => errors.push(format!("jitffi Closure::new failed: {e}")),
             }
         }
         // The libffi subject has libffi's bugs on both sides of the call.
         Mode::LibffiSelfCheck if unusable.is_some() => {}
         Mode::LibffiSelfCheck => {
-            let built = match LibffiCif::new(sret, sargs, case.fixed) {
+            let built = match LibffiCif::new_checked(sret, sargs, case.fixed) {
                 Ok(l) => Subject::libffi(l, &mut probe),
                 Err(e) => Err(e),
             };
             match built {
-                Ok(subject) => {
-                    for &c in &callers {
-                        call_and_check(
-                            case,
-                            &cif,
-                            lcif.as_ref(),
-                            &subject,
-                            sargs,
-                            &mut probe,
-                            c,
-                            notes,
-                            &mut errors,
-                        );
-                    }
-                }
+                Ok(subject) => call_all(&subject, &mut probe, &callers, &mut errors),
                 Err(e) => errors.push(e),
             }
         }
@@ -1502,16 +1268,6 @@ fn run_case(
 
 // ---------------------------------------------------------------------------
 // Runs
-
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    let v = v.trim();
-    let parsed = match v.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => v.parse(),
-    };
-    Some(parsed.unwrap_or_else(|_| panic!("{name}={v} is not a number")))
-}
 
 fn header(seed: u64, index: u64, case: &Case) -> String {
     format!(
@@ -1684,36 +1440,13 @@ fn report(label: &str, seed: u64, tally: &Tally, elapsed: std::time::Duration) {
     for (kind, n) in &kinds {
         eprintln!("  {n:6} cases with: {kind}");
     }
-    let shown = env_u64("JITFFI_DIFF_SHOW").unwrap_or(8) as usize;
-    for (_, text) in tally.failed.iter().take(shown) {
-        eprintln!("FAILED {text}\n");
-    }
-    if tally.failed.len() > shown {
-        eprintln!(
-            "... and {} more failures (indices {:?})",
-            tally.failed.len() - shown,
-            tally
-                .failed
-                .iter()
-                .skip(shown)
-                .take(50)
-                .map(|f| f.0)
-                .collect::<Vec<_>>()
-        );
-    }
+    print_failures(&tally.failed);
     assert!(
         tally.failed.is_empty(),
         "{label}: {} of {} cases failed (seed {seed:#x})",
         tally.failed.len(),
         tally.failed.len() + tally.passed
     );
-}
-
-fn fresh_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    SplitMix64::new(t ^ ((std::process::id() as u64) << 32)).next_u64()
 }
 
 fn run(mode: Mode, default_count: u64) {
@@ -1781,23 +1514,6 @@ fn soak_100k_closure_signatures() {
 #[test]
 fn harness_passes_libffi_closures() {
     run(Mode::LibffiSelfCheck, 1500);
-}
-
-fn sc(s: Scalar) -> Shape {
-    Shape::Scalar(s)
-}
-
-fn st(fields: &[Scalar]) -> Shape {
-    Shape::Struct(
-        fields
-            .iter()
-            .map(|&f| randsig::Member {
-                shape: sc(f),
-                count: 1,
-                as_array: false,
-            })
-            .collect(),
-    )
 }
 
 /// The harness must be able to fail: a closure whose signature differs

@@ -15,6 +15,10 @@ use jitffi::memory::{
     CLOSURE_CHUNK_SLOTS,
 };
 
+#[path = "support/maps.rs"]
+mod maps;
+use maps::{audit, mapping_of};
+
 /// The tests measure the process-wide mapped bytes: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -196,35 +200,6 @@ fn eight_threads_share_slots_without_duplicates() {
     }
 }
 
-struct Mapping {
-    start: usize,
-    end: usize,
-    perms: String,
-    line: String,
-}
-
-fn maps() -> Vec<Mapping> {
-    let text = std::fs::read_to_string("/proc/self/maps").unwrap();
-    text.lines()
-        .map(|line| {
-            let mut f = line.split_whitespace();
-            let (a, b) = f.next().unwrap().split_once('-').unwrap();
-            Mapping {
-                start: usize::from_str_radix(a, 16).unwrap(),
-                end: usize::from_str_radix(b, 16).unwrap(),
-                perms: f.next().unwrap().to_string(),
-                line: line.to_string(),
-            }
-        })
-        .collect()
-}
-
-fn mapping_of(all: &[Mapping], p: usize) -> &Mapping {
-    all.iter()
-        .find(|m| m.start <= p && p < m.end)
-        .unwrap_or_else(|| panic!("{p:#x} is in no mapping"))
-}
-
 #[test]
 fn slot_pages_keep_wx_while_many_are_live() {
     let _s = serial();
@@ -233,17 +208,7 @@ fn slot_pages_keep_wx_while_many_are_live() {
     for &s in &slots {
         use_slot(s, thunk);
     }
-    let all = maps();
-    let bad: Vec<&str> = all
-        .iter()
-        .filter(|m| m.perms.contains('w') && m.perms.contains('x'))
-        .map(|m| m.line.as_str())
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "writable and executable:\n{}",
-        bad.join("\n")
-    );
+    let all = audit();
     for s in &slots {
         let code = mapping_of(&all, s.code as usize);
         // `r-xp` normally; `r-xs` where the code page had to come from a

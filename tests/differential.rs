@@ -42,12 +42,22 @@ use std::ptr;
 use std::time::Instant;
 
 use jitffi::{Cif, Type};
-use libffi::raw::{self as ffi, ffi_cif, ffi_closure, ffi_type};
+use libffi::raw::{self as ffi, ffi_cif, ffi_closure};
 
 #[path = "support/randsig.rs"]
 pub mod randsig;
 
 use randsig::{ByteReader, Config, Scalar, Shape, Signature, Source, SplitMix64};
+
+#[path = "support/ffi_convert.rs"]
+mod ffi_convert;
+
+use ffi_convert::{jit_type, LibffiCif};
+
+#[path = "support/diff_run.rs"]
+mod diff_run;
+
+use diff_run::{env_u64, fresh_seed, on_fatal_signals, print_failures, write_stderr};
 
 /// The crate, under the name `support/native_ret.rs` expects.
 mod jit {
@@ -56,52 +66,8 @@ mod jit {
 #[path = "support/native_ret.rs"]
 mod native_ret;
 
-// libffi exports these on every Linux target; libffi-sys only declares
-// them behind its `complex` feature, which the main crate does not enable.
-extern "C" {
-    static mut ffi_type_complex_float: ffi_type;
-    static mut ffi_type_complex_double: ffi_type;
-    static mut ffi_type_complex_longdouble: ffi_type;
-}
-
 // ---------------------------------------------------------------------------
 // Type conversions
-
-/// The jitffi type of a shape. Repeated members become arrays when the
-/// shape says so, separate fields otherwise.
-pub fn jit_type(shape: &Shape) -> Type {
-    match shape {
-        Shape::Scalar(s) => match s {
-            Scalar::U8 => Type::u8(),
-            Scalar::I8 => Type::i8(),
-            Scalar::U16 => Type::u16(),
-            Scalar::I16 => Type::i16(),
-            Scalar::U32 => Type::u32(),
-            Scalar::I32 => Type::i32(),
-            Scalar::U64 => Type::u64(),
-            Scalar::I64 => Type::i64(),
-            Scalar::F32 => Type::f32(),
-            Scalar::F64 => Type::f64(),
-            Scalar::LongDouble => Type::long_double(),
-            Scalar::Pointer => Type::pointer(),
-            Scalar::ComplexF32 => Type::complex_f32(),
-            Scalar::ComplexF64 => Type::complex_f64(),
-            Scalar::ComplexLongDouble => Type::complex_long_double(),
-        },
-        Shape::Struct(members) => {
-            let mut fields = Vec::new();
-            for m in members {
-                let t = jit_type(&m.shape);
-                if m.as_array && m.count > 1 {
-                    fields.push(Type::array(t, m.count).expect("small array"));
-                } else {
-                    fields.extend(std::iter::repeat_n(t, m.count));
-                }
-            }
-            Type::structure(fields).expect("generated structs are valid")
-        }
-    }
-}
 
 /// jitffi's cif for a signature, through both constructors in turn (they
 /// must agree; the stub cache makes them share code).
@@ -112,77 +78,6 @@ fn jit_cif(sig: &Signature, ret: Type, args: &[Type]) -> jitffi::Result<Cif> {
     match sig.fixed {
         Some(n) => Cif::new_variadic(ret, &args[..n], &args[n..]),
         None => Cif::new(ret, args),
-    }
-}
-
-/// libffi type descriptions, alive as long as this value.
-#[derive(Default)]
-struct FfiTypes {
-    /// Struct descriptions we allocated (`Box::into_raw`).
-    nodes: Vec<*mut ffi_type>,
-    /// Their null-terminated element lists (`Box::into_raw`).
-    lists: Vec<*mut [*mut ffi_type]>,
-}
-
-impl FfiTypes {
-    fn scalar(s: Scalar) -> *mut ffi_type {
-        match s {
-            Scalar::U8 => &raw mut ffi::ffi_type_uint8,
-            Scalar::I8 => &raw mut ffi::ffi_type_sint8,
-            Scalar::U16 => &raw mut ffi::ffi_type_uint16,
-            Scalar::I16 => &raw mut ffi::ffi_type_sint16,
-            Scalar::U32 => &raw mut ffi::ffi_type_uint32,
-            Scalar::I32 => &raw mut ffi::ffi_type_sint32,
-            Scalar::U64 => &raw mut ffi::ffi_type_uint64,
-            Scalar::I64 => &raw mut ffi::ffi_type_sint64,
-            Scalar::F32 => &raw mut ffi::ffi_type_float,
-            Scalar::F64 => &raw mut ffi::ffi_type_double,
-            Scalar::LongDouble => &raw mut ffi::ffi_type_longdouble,
-            Scalar::Pointer => &raw mut ffi::ffi_type_pointer,
-            Scalar::ComplexF32 => &raw mut ffi_type_complex_float,
-            Scalar::ComplexF64 => &raw mut ffi_type_complex_double,
-            Scalar::ComplexLongDouble => &raw mut ffi_type_complex_longdouble,
-        }
-    }
-
-    /// The libffi description of `shape`; repeated members are repeated
-    /// elements (libffi has no arrays).
-    fn build(&mut self, shape: &Shape) -> *mut ffi_type {
-        match shape {
-            Shape::Scalar(s) => Self::scalar(*s),
-            Shape::Struct(members) => {
-                let mut elems = Vec::new();
-                for m in members {
-                    let t = self.build(&m.shape);
-                    elems.extend(std::iter::repeat_n(t, m.count));
-                }
-                elems.push(ptr::null_mut());
-                let list = Box::into_raw(elems.into_boxed_slice());
-                self.lists.push(list);
-                let node = Box::into_raw(Box::new(ffi_type {
-                    size: 0,
-                    alignment: 0,
-                    type_: ffi::FFI_TYPE_STRUCT,
-                    // SAFETY: `list` is a live allocation we own.
-                    elements: unsafe { (*list).as_mut_ptr() },
-                }));
-                self.nodes.push(node);
-                node
-            }
-        }
-    }
-}
-
-impl Drop for FfiTypes {
-    fn drop(&mut self) {
-        for &n in &self.nodes {
-            // SAFETY: made by `Box::into_raw` in `build`, freed once.
-            drop(unsafe { Box::from_raw(n) });
-        }
-        for &l in &self.lists {
-            // SAFETY: as above.
-            drop(unsafe { Box::from_raw(l) });
-        }
     }
 }
 
@@ -336,38 +231,21 @@ fn set_step(step: &'static str) {
 }
 
 extern "C" fn on_fatal_signal(_sig: libc::c_int) {
-    let write = |bytes: &[u8]| {
-        // SAFETY: write(2) is async-signal-safe; the buffer is valid.
-        unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
-    };
-    write(b"\n*** differential: fatal signal while calling (");
-    STEP.with(|s| write(s.get().as_bytes()));
-    write(b")\n");
+    write_stderr(b"\n*** differential: fatal signal while calling (");
+    STEP.with(|s| write_stderr(s.get().as_bytes()));
+    write_stderr(b")\n");
     let n = NOTE_LEN.with(|l| l.get());
     NOTE.with(|b| {
         // SAFETY: reading this thread's note, written before the call.
-        write(unsafe { &(&*b.get())[..n] })
+        write_stderr(unsafe { &(&*b.get())[..n] })
     });
-    write(b"\n");
+    write_stderr(b"\n");
     // SA_RESETHAND restored the default action: returning re-executes the
     // faulting instruction and the process dies with the signal.
 }
 
 fn install_crash_notes() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
-            // SAFETY: a zeroed sigaction with a plain handler is valid; the
-            // handler only calls async-signal-safe functions.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_fatal_signal as extern "C" fn(libc::c_int) as usize;
-                sa.sa_flags = libc::SA_RESETHAND | libc::SA_NODEFER | libc::SA_ONSTACK;
-                libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(sig, &sa, ptr::null_mut());
-            }
-        }
-    });
+    on_fatal_signals(on_fatal_signal);
 }
 
 // ---------------------------------------------------------------------------
@@ -415,9 +293,7 @@ unsafe extern "C" fn record(
 
 /// A prepared libffi cif and a closure over it.
 struct LibffiCallee {
-    _types: FfiTypes,
-    _atypes: Box<[*mut ffi_type]>,
-    cif: *mut ffi_cif,
+    lcif: LibffiCif,
     closure: *mut ffi_closure,
     code: *mut c_void,
     rec: *mut Recorder,
@@ -426,13 +302,10 @@ struct LibffiCallee {
 impl LibffiCallee {
     /// `Err` when libffi refuses the signature.
     fn new(sig: &Signature, ret_write: Vec<u8>) -> Result<LibffiCallee, String> {
-        let mut types = FfiTypes::default();
-        let rtype = match &sig.ret {
-            None => &raw mut ffi::ffi_type_void,
-            Some(r) => types.build(r),
-        };
-        let mut atypes: Box<[*mut ffi_type]> = sig.args.iter().map(|a| types.build(a)).collect();
-        let cif = Box::into_raw(Box::<ffi_cif>::default());
+        let ret = sig.ret.as_ref().map_or_else(Type::void, jit_type);
+        let args: Vec<Type> = sig.args.iter().map(jit_type).collect();
+        let lcif = LibffiCif::new(&ret, &args, sig.fixed)?;
+        let cif = lcif.raw();
         let rec = Box::into_raw(Box::new(Recorder {
             sizes: sig.args.iter().map(Shape::size).collect(),
             narrow: sig.args.iter().map(|a| a.narrow_int().is_some()).collect(),
@@ -446,39 +319,11 @@ impl LibffiCallee {
             calls: 0,
         }));
         let mut callee = LibffiCallee {
-            _types: types,
-            _atypes: Box::new([]),
-            cif,
+            lcif,
             closure: ptr::null_mut(),
             code: ptr::null_mut(),
             rec,
         };
-        let nargs = sig.args.len() as u32;
-        // SAFETY: `cif` is a valid ffi_cif; the type descriptions and the
-        // argument list live in `callee` as long as the cif does.
-        let status = unsafe {
-            match sig.fixed {
-                Some(n) => ffi::ffi_prep_cif_var(
-                    cif,
-                    ffi::ffi_abi_FFI_DEFAULT_ABI,
-                    n as u32,
-                    nargs,
-                    rtype,
-                    atypes.as_mut_ptr(),
-                ),
-                None => ffi::ffi_prep_cif(
-                    cif,
-                    ffi::ffi_abi_FFI_DEFAULT_ABI,
-                    nargs,
-                    rtype,
-                    atypes.as_mut_ptr(),
-                ),
-            }
-        };
-        callee._atypes = atypes;
-        if status != ffi::ffi_status_FFI_OK {
-            return Err(format!("libffi refused the signature (status {status})"));
-        }
         // SAFETY: allocating a closure; checked for null below.
         callee.closure =
             unsafe { ffi::ffi_closure_alloc(std::mem::size_of::<ffi_closure>(), &mut callee.code) }
@@ -501,22 +346,9 @@ impl LibffiCallee {
         unsafe { &mut *self.rec }
     }
 
-    /// libffi's layout of argument `i` (valid after ffi_prep_cif).
+    /// libffi's layout of argument `i`.
     fn arg_layout(&self, i: usize) -> (usize, usize, Vec<usize>) {
-        // SAFETY: the cif was prepared; its argument types are live.
-        unsafe {
-            let t = *(*self.cif).arg_types.add(i);
-            let mut offsets = Vec::new();
-            if (*t).type_ == ffi::FFI_TYPE_STRUCT {
-                let mut n = 0;
-                while !(*(*t).elements.add(n)).is_null() {
-                    n += 1;
-                }
-                offsets = vec![0usize; n];
-                ffi::ffi_get_struct_offsets(ffi::ffi_abi_FFI_DEFAULT_ABI, t, offsets.as_mut_ptr());
-            }
-            ((*t).size, (*t).alignment as usize, offsets)
-        }
+        self.lcif.arg_layout(i)
     }
 }
 
@@ -527,7 +359,6 @@ impl Drop for LibffiCallee {
             if !self.closure.is_null() {
                 ffi::ffi_closure_free(self.closure.cast());
             }
-            drop(Box::from_raw(self.cif));
             drop(Box::from_raw(self.rec));
         }
     }
@@ -922,7 +753,7 @@ fn run_case_as(
         unsafe {
             let f: unsafe extern "C" fn() = std::mem::transmute(callee.code);
             ffi::ffi_call(
-                callee.cif,
+                callee.lcif.raw(),
                 Some(f),
                 rregion.start.cast(),
                 placed.avalue.start.cast(),
@@ -1085,16 +916,6 @@ pub struct Report {
     pub failed: Vec<(u64, String)>,
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    let v = v.trim();
-    let parsed = match v.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => v.parse(),
-    };
-    Some(parsed.unwrap_or_else(|_| panic!("{name}={v} is not a number")))
-}
-
 /// Runs cases `indices` of `seed`.
 pub fn run_seeded(seed: u64, indices: impl Iterator<Item = u64>, cfg: &Config) -> Report {
     install_crash_notes();
@@ -1125,12 +946,7 @@ pub fn run_seeded(seed: u64, indices: impl Iterator<Item = u64>, cfg: &Config) -
 }
 
 fn run_and_assert(default_count: u64, cfg: &Config) {
-    let seed = env_u64("JITFFI_DIFF_SEED").unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        SplitMix64::new(t ^ std::process::id() as u64).next_u64()
-    });
+    let seed = env_u64("JITFFI_DIFF_SEED").unwrap_or_else(fresh_seed);
     let (indices, verbose): (Box<dyn Iterator<Item = u64>>, bool) =
         match env_u64("JITFFI_DIFF_INDEX") {
             Some(i) => (Box::new(std::iter::once(i)), true),
@@ -1183,23 +999,7 @@ fn run_and_assert(default_count: u64, cfg: &Config) {
     for (i, why) in report.skipped.iter().take(5) {
         eprintln!("  skipped case {i}: {why}");
     }
-    let shown = env_u64("JITFFI_DIFF_SHOW").unwrap_or(8) as usize;
-    for (_, text) in report.failed.iter().take(shown) {
-        eprintln!("FAILED{text}\n");
-    }
-    if report.failed.len() > shown {
-        eprintln!(
-            "... and {} more failures (indices {:?})",
-            report.failed.len() - shown,
-            report
-                .failed
-                .iter()
-                .skip(shown)
-                .take(50)
-                .map(|f| f.0)
-                .collect::<Vec<_>>()
-        );
-    }
+    print_failures(&report.failed);
     assert!(
         report.failed.is_empty(),
         "{} of {} cases failed (seed {seed:#x})",
@@ -1277,28 +1077,12 @@ fn layouts_agree() {
     }
 }
 
-fn sc(s: Scalar) -> Shape {
-    Shape::Scalar(s)
-}
-
-fn st(fields: &[Scalar]) -> Shape {
-    Shape::Struct(
-        fields
-            .iter()
-            .map(|&f| randsig::Member {
-                shape: sc(f),
-                count: 1,
-                as_array: false,
-            })
-            .collect(),
-    )
-}
-
 /// The harness must be able to fail: calling through a jitffi cif whose
 /// signature differs from the callee's in ABI-relevant ways (same sizes,
 /// different classes, signedness or order) is reported, never passed.
 #[test]
 fn harness_catches_wrong_signatures() {
+    use randsig::{sc, st};
     use Scalar::*;
     let sig = |ret: Option<Shape>, args: Vec<Shape>| Signature {
         ret,

@@ -21,28 +21,12 @@ mod native_ret;
 mod shapes;
 use shapes::*;
 
+#[path = "support/oracle_table.rs"]
+mod oracle_table;
+use oracle_table::{cif_for, named, Case};
+
 fn n_of(t: Type, n: usize) -> Vec<Type> {
     vec![t; n]
-}
-
-/// A 16-aligned byte buffer.
-struct Buf(Vec<u128>, usize);
-
-impl Buf {
-    fn new(len: usize) -> Buf {
-        Buf(vec![0; len.div_ceil(16).max(1)], len)
-    }
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: the vector holds at least `len` initialised bytes.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.1) }
-    }
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `bytes`, borrowed mutably.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), self.1) }
-    }
-    fn ptr(&mut self) -> *mut c_void {
-        self.0.as_mut_ptr().cast()
-    }
 }
 
 fn has_long_double(t: &Type) -> bool {
@@ -71,7 +55,7 @@ impl Vals {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let mut b = Buf::new(t.size());
+                let mut b = Buf::new(t.size(), 0);
                 if !has_long_double(t) {
                     for (k, byte) in b.bytes_mut().iter_mut().enumerate() {
                         *byte = (i * 37 + k * 11 + 1) as u8;
@@ -84,7 +68,7 @@ impl Vals {
         let mut v = Vals {
             bufs,
             avalue,
-            packed: Buf::new(cif.packed_size()),
+            packed: Buf::new(cif.packed_size(), 0),
         };
         v.repack(cif);
         v
@@ -92,7 +76,7 @@ impl Vals {
 
     /// Sets argument `i` (an `int` or `int64_t`) to `value`.
     fn set_int(&mut self, cif: &Cif, i: usize, value: i64) {
-        let n = self.bufs[i].1;
+        let n = self.bufs[i].len();
         self.bufs[i]
             .bytes_mut()
             .copy_from_slice(&value.to_le_bytes()[..n]);
@@ -102,7 +86,7 @@ impl Vals {
     fn repack(&mut self, cif: &Cif) {
         for (b, &off) in self.bufs.iter().zip(cif.packed_offsets()) {
             let off = off as usize;
-            self.packed.bytes_mut()[off..off + b.1].copy_from_slice(b.bytes());
+            self.packed.bytes_mut()[off..off + b.len()].copy_from_slice(b.bytes());
         }
     }
 
@@ -203,7 +187,7 @@ fn the_stack_is_16_aligned_at_the_call() {
     let mut errs = Vec::new();
     for (name, cif) in alignment_signatures() {
         let mut vals = Vals::new(&cif);
-        let mut ret = Buf::new(cif.ret_buffer_size() + 16);
+        let mut ret = Buf::new(cif.ret_buffer_size() + 16, 0);
         for form in ["call_raw", "call_packed", "raw via call_checked"] {
             discipline::reset();
             // SAFETY: the probe ignores its arguments and returns rdi in rax,
@@ -258,95 +242,35 @@ fn the_stack_is_16_aligned_at_the_call() {
 
 // ---------------------------------------------------- callee-saved state
 
-struct OracleSig {
-    name: &'static str,
-    ret: Type,
-    args: Vec<Type>,
-    /// `Some(n)`: variadic after `n` fixed arguments, the first one being
-    /// the variadic count.
-    fixed: Option<usize>,
+/// A subset of the oracle table: registers only, stack arguments, memory
+/// aggregates, sret, x87 returns, variadic.
+fn oracle_signatures() -> Vec<Case> {
+    [
+        "or_void0",
+        "or_i32",
+        "or_s6",
+        "or_s7",
+        "or_s100",
+        "or_dd_full",
+        "or_ll_full",
+        "or_mixed_aggs",
+        "or_f80",
+        "or_cf80",
+        "or_s_ld1",
+        "or_scribble",
+        "va_dbl10",
+        "va_ld3",
+    ]
+    .into_iter()
+    .map(named)
+    .collect()
 }
 
-fn sig(name: &'static str, ret: Type, args: Vec<Type>) -> OracleSig {
-    OracleSig {
-        name,
-        ret,
-        args,
-        fixed: None,
-    }
+fn oracle_cif(s: &Case) -> Cif {
+    cif_for(s).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A subset of tests/c_oracle.rs's table: registers only, stack
-/// arguments, memory aggregates, sret, x87 returns, variadic.
-fn oracle_signatures() -> Vec<OracleSig> {
-    let mut v = vec![
-        sig("or_void0", Type::void(), vec![]),
-        sig("or_i32", i32(), vec![i32(), i32()]),
-        sig("or_s6", s_dd(), vec![s_dd(), s_dd()]),
-        sig("or_s7", s_q4(), vec![s_q4()]),
-        sig("or_s100", s_100(), vec![s_100(), s_100()]),
-        sig(
-            "or_dd_full",
-            f64(),
-            [n_of(f64(), 7), vec![s_dd(), f64()]].concat(),
-        ),
-        sig(
-            "or_ll_full",
-            i64(),
-            [n_of(i64(), 5), vec![s_ll(), i64()]].concat(),
-        ),
-        sig(
-            "or_mixed_aggs",
-            s_di(),
-            vec![
-                s_iii(),
-                s_fff(),
-                s_di(),
-                s_ll(),
-                i8(),
-                s_dd(),
-                s_qd(),
-                f80(),
-            ],
-        ),
-        sig("or_f80", f80(), vec![f80(), f80()]),
-        sig(
-            "or_cf80",
-            Type::complex_long_double(),
-            vec![Type::complex_long_double(), i32()],
-        ),
-        sig("or_s_ld1", s_ld1(), vec![s_ld1()]),
-        sig(
-            "or_scribble",
-            Type::void(),
-            vec![s_q4(), s_100(), s_ldi(), f80(), s_dd()],
-        ),
-    ];
-    v.push(OracleSig {
-        name: "va_dbl10",
-        ret: f64(),
-        args: [vec![i32()], n_of(f64(), 10)].concat(),
-        fixed: Some(1),
-    });
-    v.push(OracleSig {
-        name: "va_ld3",
-        ret: f80(),
-        args: [vec![i32()], n_of(f80(), 3)].concat(),
-        fixed: Some(1),
-    });
-    v
-}
-
-fn oracle_cif(s: &OracleSig) -> Cif {
-    match s.fixed {
-        None => cif(s.ret.clone(), &s.args),
-        Some(n) => {
-            Cif::new_variadic(s.ret.clone(), &s.args[..n], &s.args[n..]).expect("Cif::new_variadic")
-        }
-    }
-}
-
-fn oracle_vals(s: &OracleSig, cif: &Cif) -> Vals {
+fn oracle_vals(s: &Case, cif: &Cif) -> Vals {
     let mut vals = Vals::new(cif);
     if s.fixed.is_some() {
         vals.set_int(cif, 0, (s.args.len() - 1) as i64);
@@ -360,7 +284,6 @@ fn oracle_vals(s: &OracleSig, cif: &Cif) -> Vals {
 fn callee_saved_registers_survive_every_stub() {
     let mut errs = Vec::new();
     for s in oracle_signatures() {
-        let case = oracles::case(s.name).expect("oracle in the C table");
         let cif = oracle_cif(&s);
         let mut vals = oracle_vals(&s, &cif);
         for (form, null_ret) in [
@@ -368,7 +291,7 @@ fn callee_saved_registers_survive_every_stub() {
             ("raw, rvalue NULL", true),
             ("packed", false),
         ] {
-            let mut ret = Buf::new(cif.ret_buffer_size() + 16);
+            let mut ret = Buf::new(cif.ret_buffer_size() + 16, 0);
             let rv = if null_ret {
                 std::ptr::null_mut()
             } else {
@@ -383,7 +306,7 @@ fn callee_saved_registers_survive_every_stub() {
             // SAFETY: the cif describes the oracle's signature; the argument
             // values are valid for their types (zero long doubles, integer
             // patterns, the variadic count set); rv is null or large enough.
-            let mask = unsafe { discipline::call_checked(stub, case.func, rv, args) };
+            let mask = unsafe { discipline::call_checked(stub, s.func, rv, args) };
             let rec = oracles::record();
             // The packed form hands x87 results to its caller on the x87
             // stack, as the callee left them: that, and only that, changes.
@@ -423,18 +346,17 @@ fn callee_saved_registers_survive_every_stub() {
 fn avalue_and_argument_buffers_are_untouched() {
     let mut errs = Vec::new();
     for s in oracle_signatures() {
-        let case = oracles::case(s.name).expect("oracle in the C table");
         let cif = oracle_cif(&s);
         let mut vals = oracle_vals(&s, &cif);
         let before = vals.snapshot();
-        let mut ret = Buf::new(cif.ret_buffer_size() + 16);
+        let mut ret = Buf::new(cif.ret_buffer_size() + 16, 0);
         // SAFETY: as in `callee_saved_registers_survive_every_stub`.
         unsafe {
-            cif.call_raw(case.func, ret.ptr(), vals.avalue.as_ptr());
+            cif.call_raw(s.func, ret.ptr(), vals.avalue.as_ptr());
             native_ret::call_packed_into(
                 cif.plan(),
                 cif.packed_entry() as *const c_void,
-                case.func,
+                s.func,
                 ret.ptr(),
                 vals.packed.ptr(),
             );
@@ -513,52 +435,24 @@ impl Drop for GuardedPage {
 #[test]
 fn argument_loads_stay_inside_each_argument() {
     let sigs = [
-        sig("or_i8", i8(), vec![i8(), i8(), i8()]),
-        sig("or_i16", Type::i16(), vec![Type::i16(), Type::i16()]),
-        sig("or_f32", Type::f32(), vec![Type::f32(), Type::f32()]),
-        sig(
-            "or_narrow_stack",
-            i32(),
-            [
-                n_of(i64(), 6),
-                vec![
-                    i8(),
-                    Type::u8(),
-                    Type::i16(),
-                    Type::u16(),
-                    i32(),
-                    Type::u32(),
-                ],
-            ]
-            .concat(),
-        ),
-        sig("or_s_ccc", s_ccc(), vec![s_ccc(), s_ccc()]),
-        sig("or_s_c3", s_c3(), vec![s_c3()]),
-        sig("or_s_odd", s_odd(), vec![s_odd()]),
-        sig("or_s_scic", s_scic(), vec![s_scic()]),
-        sig("or_s_iii", s_iii(), vec![s_iii()]),
-        sig("or_s_fff", s_fff(), vec![s_fff()]),
-        sig("or_s_fi", s_fi(), vec![s_fi()]),
-        sig("or_nest_mix", s_nest_mix(), vec![s_nest_mix(), i32()]),
-        sig("or_u_c12i", u_c12i(), vec![u_c12i()]),
-        sig(
-            "or_mixed_aggs",
-            s_di(),
-            vec![
-                s_iii(),
-                s_fff(),
-                s_di(),
-                s_ll(),
-                i8(),
-                s_dd(),
-                s_qd(),
-                f80(),
-            ],
-        ),
-    ];
+        "or_i8",
+        "or_i16",
+        "or_f32",
+        "or_narrow_stack",
+        "or_s_ccc",
+        "or_s_c3",
+        "or_s_odd",
+        "or_s_scic",
+        "or_s_iii",
+        "or_s_fff",
+        "or_s_fi",
+        "or_nest_mix",
+        "or_u_c12i",
+        "or_mixed_aggs",
+    ]
+    .map(named);
     let mut errs = Vec::new();
     for s in sigs {
-        let case = oracles::case(s.name).expect("oracle in the C table");
         let cif = oracle_cif(&s);
         let vals = oracle_vals(&s, &cif);
         let mut pages: Vec<GuardedPage> = s.args.iter().map(|_| GuardedPage::new()).collect();
@@ -567,15 +461,15 @@ fn argument_loads_stay_inside_each_argument() {
             .zip(&vals.bufs)
             .map(|(p, b)| p.place(b.bytes()))
             .collect();
-        let mut ret = Buf::new(cif.ret_buffer_size() + 16);
+        let mut ret = Buf::new(cif.ret_buffer_size() + 16, 0);
         oracles::reset();
         // SAFETY: the cif describes the oracle; every avalue entry points at
         // a value of its type (copied from `vals`, aligned by construction).
-        unsafe { (case.direct)(ret.ptr(), avalue.as_ptr()) };
+        unsafe { (s.direct)(ret.ptr(), avalue.as_ptr()) };
         let want = oracles::record();
         oracles::reset();
         // SAFETY: as above.
-        unsafe { cif.call_raw(case.func, ret.ptr(), avalue.as_ptr()) };
+        unsafe { cif.call_raw(s.func, ret.ptr(), avalue.as_ptr()) };
         let got = oracles::record();
         if got != want {
             errs.push(format!(
@@ -606,7 +500,7 @@ fn clobber_check(
     ];
     for form in forms {
         let before = vals.snapshot();
-        let mut ret = Buf::new(cif.ret_buffer_size() + 16);
+        let mut ret = Buf::new(cif.ret_buffer_size() + 16, 0);
         let null = form.ends_with("NULL");
         let rv = if null {
             std::ptr::null_mut()

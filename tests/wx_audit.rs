@@ -8,6 +8,10 @@ use std::process::Command;
 use jitffi::memory::{self, CodeArena, Strategy, MEMFD_NAME};
 use jitffi::{Cif, Type};
 
+#[path = "support/maps.rs"]
+mod maps;
+use maps::{assert_in_rx, audit, Mapping};
+
 /// `mov eax, imm32; ret`
 fn ret_imm(v: i32) -> [u8; 6] {
     let b = v.to_le_bytes();
@@ -22,63 +26,9 @@ fn call(p: *const u8) -> i32 {
     f()
 }
 
-struct Mapping {
-    start: usize,
-    end: usize,
-    perms: String,
-    line: String,
-}
-
-fn maps() -> Vec<Mapping> {
-    let text = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
-    text.lines()
-        .map(|line| {
-            let mut f = line.split_whitespace();
-            let range = f.next().expect("address range");
-            let perms = f.next().expect("permissions").to_string();
-            let (a, b) = range.split_once('-').expect("start-end");
-            Mapping {
-                start: usize::from_str_radix(a, 16).expect("hex start"),
-                end: usize::from_str_radix(b, 16).expect("hex end"),
-                perms,
-                line: line.to_string(),
-            }
-        })
-        .collect()
-}
-
-/// Asserts W^X over the whole address space and returns the mappings.
-fn audit() -> Vec<Mapping> {
-    let all = maps();
-    let bad: Vec<&str> = all
-        .iter()
-        .filter(|m| m.perms.contains('w') && m.perms.contains('x'))
-        .map(|m| m.line.as_str())
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "writable and executable mappings:\n{}",
-        bad.join("\n")
-    );
-    all
-}
-
 fn memfd_lines(all: &[Mapping]) -> Vec<&Mapping> {
     let name = MEMFD_NAME.to_str().expect("ASCII name");
     all.iter().filter(|m| m.line.contains(name)).collect()
-}
-
-/// The mapping holding `p`, which must be read-execute and not writable.
-fn assert_in_rx(all: &[Mapping], p: usize) {
-    let m = all
-        .iter()
-        .find(|m| m.start <= p && p < m.end)
-        .unwrap_or_else(|| panic!("{p:#x} is in no mapping"));
-    assert!(
-        m.perms.starts_with("r-x"),
-        "{p:#x} lies in a non-RX mapping: {}",
-        m.line
-    );
 }
 
 #[test]

@@ -14,7 +14,7 @@
  * reads results from, the closure.
  *
  * Adding a case: one line in ORACLE_LIST (and one line in the Rust table of
- * tests/c_oracle.rs). A new type needs rec_T, mk_T and st_T below.
+ * tests/support/oracle_table.rs). A new type needs rec_T, mk_T and st_T below.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -3,11 +3,12 @@
 //! Everything here is abstract: shapes, C layouts and byte masks, with no
 //! jitffi or libffi type inside, so the same generator drives the
 //! differential test (from a seeded PRNG) and the fuzz target (from the
-//! fuzzer's bytes). Conversions to real type descriptions live with their
-//! users.
+//! fuzzer's bytes). Conversions to real type descriptions live in
+//! `support/ffi_convert.rs`.
 //!
 //! Included by path from `tests/differential.rs` (and through it by
-//! `fuzz/fuzz_targets/differential.rs`), so it only uses `std`.
+//! `fuzz/fuzz_targets/differential.rs`) and `tests/closure_differential.rs`,
+//! so it only uses `std`.
 
 #![allow(dead_code)]
 
@@ -297,6 +298,25 @@ pub struct Member {
     /// which is what lets a libffi description (no arrays) stand in for a
     /// jitffi one (with arrays).
     pub as_array: bool,
+}
+
+/// A scalar shape, for hand-written signatures.
+pub fn sc(s: Scalar) -> Shape {
+    Shape::Scalar(s)
+}
+
+/// A struct shape with one member per scalar, for hand-written signatures.
+pub fn st(fields: &[Scalar]) -> Shape {
+    Shape::Struct(
+        fields
+            .iter()
+            .map(|&f| Member {
+                shape: sc(f),
+                count: 1,
+                as_array: false,
+            })
+            .collect(),
+    )
 }
 
 fn align_up(v: usize, a: usize) -> usize {
