@@ -257,6 +257,12 @@ pub struct CallPlan {
     pub vector_count: Option<u8>,
     /// The static-chain register, when the call passes one.
     pub static_chain: Option<Loc>,
+    /// Every register a function of this ABI must preserve for its caller
+    /// (`Loc::Gpr` / `Loc::Vec`, by number). A closure thunk is such a
+    /// function but calls a handler under the host's own convention, so it
+    /// saves whatever is listed here that the handler may clobber (Win64's
+    /// `rsi`, `rdi`, `xmm6`-`xmm15` under SysV).
+    pub callee_saved: Vec<Loc>,
     /// Byte offset of each argument in the packed entry form's buffer.
     pub packed_offsets: Vec<u32>,
     /// Size of the packed buffer (a multiple of 8).

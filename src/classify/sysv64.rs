@@ -62,6 +62,8 @@ const RDI: u8 = 7;
 const INT_ARG_REGS: [u8; 6] = [RDI, 6, RDX, 1, 8, 9];
 /// xmm0..xmm7.
 const VEC_ARG_REGS: [u8; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+/// rbx, rbp, r12-r15: what a SysV function preserves for its caller.
+const CALLEE_SAVED: [u8; 6] = [3, 5, 12, 13, 14, 15];
 const INT_RET_REGS: [u8; 2] = [RAX, RDX];
 const VEC_RET_REGS: [u8; 2] = [0, 1];
 /// Bytes of an x87 extended value inside its 16-byte slot.
@@ -372,6 +374,7 @@ pub fn classify(ret: &Type, args: &[Type], fixed_args: Option<usize>) -> Result<
         shadow_space: 0,
         vector_count: Some(vec_used as u8),
         static_chain: None,
+        callee_saved: CALLEE_SAVED.iter().map(|&r| Loc::Gpr(r)).collect(),
         packed_offsets: Vec::new(),
         packed_size: 0,
     };
