@@ -61,8 +61,11 @@ pub enum Abi {
     SysV64,
     /// Microsoft x64 (`__attribute__((ms_abi))`), libffi's `FFI_WIN64`.
     Win64,
-    /// Microsoft x64 as GCC's MinGW uses it, libffi's `FFI_GNUW64`
-    /// (differs in how `long double` travels).
+    /// Microsoft x64 as GCC's MinGW uses it, libffi's `FFI_GNUW64`. For
+    /// jitffi's 16-byte x87 `long double` it is identical to [`Abi::Win64`]
+    /// (by reference, returned through the hidden pointer, as gcc's
+    /// `ms_abi` does); libffi's two ABIs differ only in MSVC builds, where
+    /// `long double` is `double`: describe such a function with `f64`.
     GnuW64,
     /// AAPCS64 as Linux uses it.
     Aapcs64,

@@ -121,8 +121,9 @@ pub struct Piece {
     /// Byte offset inside the value (the argument, or the return value).
     pub offset: u32,
     /// Bytes covered. Register pieces are 1..=8 bytes (x87 pieces are the
-    /// 10-byte extended format, AArch64 `q` pieces up to 16); stack pieces
-    /// may be any size and are copied as bytes.
+    /// 10-byte extended format; vector pieces up to 16: a Win64 `__int128`
+    /// return in `xmm0`, AArch64 `q` registers); stack pieces may be any
+    /// size and are copied as bytes.
     pub size: u32,
     /// Where the bytes go.
     pub loc: Loc,

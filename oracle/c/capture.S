@@ -5,8 +5,8 @@
  * the plan without knowing its type:
  *   regs+0   gpr[16], indexed by hardware number (caller-saved ones only:
  *            rax rcx rdx rsi rdi r8-r11; the others read as 0)
- *   regs+128 xmm0..xmm7, low 8 bytes each
- *   regs+192 st0, regs+208 st1 (10 bytes each), popped only if x87_count
+ *   regs+128 xmm0..xmm7, all 16 bytes each
+ *   regs+256 st0, regs+272 st1 (10 bytes each), popped only if x87_count
  *            says they were pushed, so the x87 stack stays balanced. */
     .intel_syntax noprefix
     .text
@@ -33,20 +33,20 @@ jitffi_capture_packed:
     mov [rbx + 72], r9
     mov [rbx + 80], r10
     mov [rbx + 88], r11
-    movsd [rbx + 128], xmm0
-    movsd [rbx + 136], xmm1
-    movsd [rbx + 144], xmm2
-    movsd [rbx + 152], xmm3
-    movsd [rbx + 160], xmm4
-    movsd [rbx + 168], xmm5
-    movsd [rbx + 176], xmm6
-    movsd [rbx + 184], xmm7
+    movups [rbx + 128], xmm0
+    movups [rbx + 144], xmm1
+    movups [rbx + 160], xmm2
+    movups [rbx + 176], xmm3
+    movups [rbx + 192], xmm4
+    movups [rbx + 208], xmm5
+    movups [rbx + 224], xmm6
+    movups [rbx + 240], xmm7
     test r12d, r12d
     jz 1f
-    fstp TBYTE PTR [rbx + 192]
+    fstp TBYTE PTR [rbx + 256]
     cmp r12d, 1
     je 1f
-    fstp TBYTE PTR [rbx + 208]
+    fstp TBYTE PTR [rbx + 272]
 1:
     pop r12
     pop rbx

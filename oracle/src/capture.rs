@@ -10,8 +10,8 @@ use std::ffi::c_void;
 pub struct NativeRegs {
     /// General registers by hardware number (caller-saved ones captured).
     pub gpr: [u64; 16],
-    /// `xmm0`..`xmm7`, low 8 bytes.
-    pub xmm: [u64; 8],
+    /// `xmm0`..`xmm7`, all 16 bytes.
+    pub xmm: [[u8; 16]; 8],
     /// `st0`, 10 bytes used.
     pub st0: [u8; 16],
     /// `st1`, 10 bytes used.
@@ -29,4 +29,17 @@ extern "C" {
         regs: *mut NativeRegs,
         x87_count: u32,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_the_assembly() {
+        assert_eq!(std::mem::offset_of!(NativeRegs, gpr), 0);
+        assert_eq!(std::mem::offset_of!(NativeRegs, xmm), 128);
+        assert_eq!(std::mem::offset_of!(NativeRegs, st0), 256);
+        assert_eq!(std::mem::offset_of!(NativeRegs, st1), 272);
+    }
 }

@@ -59,7 +59,7 @@ pub unsafe fn call_packed_into(
     for p in pieces {
         let reg: &[u8] = match p.loc {
             Loc::Gpr(r) if (r as usize) < regs.gpr.len() => bytes(&regs.gpr[r as usize]),
-            Loc::Vec(v) if (v as usize) < regs.xmm.len() => bytes(&regs.xmm[v as usize]),
+            Loc::Vec(v) if (v as usize) < regs.xmm.len() => &regs.xmm[v as usize][..],
             // The stub stores the 10-byte extended format, whatever the
             // piece's nominal size.
             Loc::X87(0) => &regs.st0[..10],
