@@ -14,6 +14,7 @@
 //! ```
 
 pub mod sysv64;
+pub mod win64;
 
 use crate::abi::Abi;
 use crate::cif::MAX_ARGS;
@@ -55,6 +56,7 @@ pub fn classify(
     validate(ret, args, fixed_args)?;
     match abi {
         Abi::SysV64 => sysv64::classify(ret, args, fixed_args),
+        Abi::Win64 | Abi::GnuW64 => win64::classify(abi, ret, args, fixed_args),
         _ => Err(Error::UnsupportedAbi {
             abi,
             reason: "not implemented in this build yet",

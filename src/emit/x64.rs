@@ -14,7 +14,8 @@
 //! Two shapes:
 //!
 //! - *Tail stubs*, when nothing needs a frame (no stack arguments, no
-//!   temporaries) and nothing happens after the call (the packed form, or a
+//!   shadow space, no temporaries, a target that preserves every register
+//!   SysV does) and nothing happens after the call (the packed form, or a
 //!   void return): `mov [rsp-8], rdi` (the red zone), `mov r10, rdx`, the
 //!   register loads, `al`, `jmp [rsp-8]`. The callee returns straight to
 //!   our caller. S2 in the packed form is 7 instructions.
@@ -39,11 +40,21 @@
 //!   [rbp]        caller's rbp          <- rbp (frame-pointer chain)
 //!   [rbp - 8]    caller's rbx          (rbx = rvalue, or the sret temporary)
 //!   [rbp - 16]   caller's r12          (r12 = fn)
+//!   ...          caller's r13-r15 the target may clobber, then 8 bytes of
+//!                padding if their count is odd
 //!   ...          temporaries: Indirect argument copies, sret buffer,
-//!                each 16-aligned
+//!                each 16-aligned; rbx's slot (see below)
 //!   [rsp + off]  outgoing argument area (plan.stack_bytes, shadow space
 //!                included)             <- rsp, 16-aligned at the call
 //! ```
+//!
+//! The stub is a SysV function whatever the target's ABI, so it keeps
+//! every register SysV makes callee-saved (`rbx`, `rbp`, `r12`-`r15`) for
+//! its caller. Those missing from the target's `plan.callee_saved` (none
+//! for SysV and Win64 targets, so their stubs carry none of this) are
+//! pushed and popped, and the stub's own state is brought back after the
+//! call: `rbp` recomputed from `rsp`, `rbx` reloaded from its frame slot
+//! when the libffi form still needs it.
 //!
 //! `r10` holds the argument base (`avalue` or the packed buffer), `r11` the
 //! address of the libffi-form argument being moved, `rax` composes odd-sized
@@ -62,9 +73,12 @@
 //! (a SysV function), and hands the result back the way the plan says.
 //!
 //! ```text
-//!   [rbp + 16 + off]  the caller's stack arguments (plan offset `off`)
+//!   [rbp + 16 + off]  the caller's stack arguments (plan offset `off`,
+//!                shadow space included)
 //!   [rbp + 8]    return address
 //!   [rbp]        caller's rbp          <- rbp (frame-pointer chain)
+//!   ...          saved registers: xmm (16-aligned, 16 bytes each), then
+//!                general registers
 //!   ...          the sret pointer's slot (sret returns only)
 //!   ...          return buffer: max(16, round16(size)) bytes, 16-aligned
 //!                (none for an sret return: the handler writes straight
@@ -75,8 +89,14 @@
 //!
 //! The record stays in `r11` from the trampoline to the handler call
 //! (nothing before the call touches `r11`), and nothing is needed from it
-//! afterwards, so a thunk saves no callee-saved register: `push rbp` and
-//! the frame are all.
+//! afterwards. The handler keeps SysV's callee-saved registers and the
+//! thunk touches none of them but `rbp`, so a SysV thunk saves nothing:
+//! `push rbp` and the frame are all. For a caller of another ABI the thunk
+//! saves, first thing, every register of `plan.callee_saved` a SysV
+//! handler may clobber (Win64: `rsi`, `rdi`, all 16 bytes of
+//! `xmm6`-`xmm15`) and restores them right after the handler returns,
+//! before the return registers are loaded (a plan naming a register both
+//! callee-saved and a return location is refused).
 //!
 //! `args[i]` points into the caller's area when argument `i` arrives whole
 //! and in order on the stack (no copy), is the pointer itself for an
@@ -132,7 +152,17 @@ const RBP: u8 = 5;
 const R10: u8 = 10;
 const R11: u8 = 11;
 const R12: u8 = 12;
+const R13: u8 = 13;
+const R14: u8 = 14;
+const R15: u8 = 15;
 const RSI: u8 = 6;
+
+/// Registers a SysV function preserves for its caller. Stubs are entered
+/// and thunks call their handler under SysV whatever the plan's ABI, so
+/// this is the emitter's own convention, not ABI knowledge: a stub saves
+/// those of them the target's `callee_saved` lacks, a thunk saves the
+/// target's `callee_saved` registers that are not among them.
+const SYSV_CALLEE_SAVED: [u8; 6] = [RBX, RBP, R12, R13, R14, R15];
 
 /// Registers the stub keeps for itself while arguments are loaded.
 const RESERVED_ARG: [u8; 7] = [RAX, RBX, RSP, RBP, R10, R11, R12];
@@ -231,16 +261,38 @@ macro_rules! mem {
 
 /// Frame offsets of the temporaries, computed before any code is emitted.
 struct Frame {
-    /// Bytes below the saved registers (a multiple of 16).
+    /// Bytes of temporaries and outgoing area (a multiple of 16).
     size: u64,
+    /// Bytes `rsp` moves below the pushed registers: `size`, plus 8 when
+    /// an odd number of extra registers is pushed.
+    alloc: u64,
     /// For each argument, the offset of its Indirect copy.
     arg_temps: Vec<Option<u64>>,
     /// The offset of the sret buffer used when `rvalue` is null.
     sret_temp: Option<u64>,
+    /// SysV callee-saved registers beyond `rbx`/`r12` that the target may
+    /// clobber: pushed after `r12`, popped in the epilogue.
+    pushed: Vec<u8>,
+    /// The target may clobber `rbp`: recompute it from `rsp` after the call.
+    restore_rbp: bool,
+    /// The target may clobber `rbx` while the return still needs it: where
+    /// it waits out the call.
+    rbx_slot: Option<u64>,
+}
+
+/// The SysV callee-saved registers `plan`'s target does not promise to
+/// preserve (none for SysV and Win64 targets).
+fn exposed(plan: &CallPlan) -> Vec<u8> {
+    SYSV_CALLEE_SAVED
+        .iter()
+        .copied()
+        .filter(|&r| !plan.callee_saved.contains(&Loc::Gpr(r)))
+        .collect()
 }
 
 impl Frame {
     fn layout(plan: &CallPlan, form: EntryForm) -> Result<Frame> {
+        let exposed = exposed(plan);
         let mut cursor = u64::from(plan.stack_bytes);
         let mut arg_temps = Vec::with_capacity(plan.args.len());
         for a in &plan.args {
@@ -263,17 +315,42 @@ impl Frame {
             } else {
                 None
             };
+        // Only the libffi form reads rbx (the return buffer) after the call.
+        let stores_return = form == EntryForm::Libffi
+            && matches!(&plan.ret.pass, RetPass::Direct(pieces) if !pieces.is_empty());
+        let rbx_slot = (stores_return && exposed.contains(&RBX)).then(|| {
+            cursor = cursor.div_ceil(8) * 8;
+            let at = cursor;
+            cursor += 8;
+            at
+        });
         let size = round16(cursor);
         if size > MAX_FRAME {
             return Err(asm_err(format!(
                 "stub frame of {size} bytes exceeds the limit of {MAX_FRAME}"
             )));
         }
+        // rbx and r12 are pushed by every framed stub, rbp is the frame.
+        let pushed: Vec<u8> = exposed
+            .iter()
+            .copied()
+            .filter(|r| ![RBX, RBP, R12].contains(r))
+            .collect();
+        let alloc = size + 8 * (pushed.len() as u64 % 2);
         Ok(Frame {
             size,
+            alloc,
             arg_temps,
             sret_temp,
+            pushed,
+            restore_rbp: exposed.contains(&RBP),
+            rbx_slot,
         })
+    }
+
+    /// Bytes between `rbp` and the first byte below the pushed registers.
+    fn pushed_below_rbp(&self) -> u64 {
+        16 + 8 * self.pushed.len() as u64
     }
 }
 
@@ -308,10 +385,17 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
         .map_err(|e| asm_err(format!("inconsistent plan: {e}")))?;
     check_return(plan)?;
     let frame = Frame::layout(plan, form)?;
+    if form == EntryForm::Packed {
+        check_packed_return(plan, &frame)?;
+    }
     // With nothing in the frame and nothing to do after the call, the stub
-    // loads the arguments and jumps: no frame, no second return.
-    let tail =
-        frame.size == 0 && (form == EntryForm::Packed || matches!(plan.ret.pass, RetPass::Void));
+    // loads the arguments and jumps: no frame, no second return. Stack
+    // arguments (Win64's shadow space among them) need a frame, and so
+    // does a target that may clobber registers our caller expects intact.
+    let tail = frame.size == 0
+        && plan.stack_bytes == 0
+        && exposed(plan).is_empty()
+        && (form == EntryForm::Packed || matches!(plan.ret.pass, RetPass::Void));
     let mut e = Emitter {
         ops: VecAssembler::new(0),
         plan,
@@ -325,6 +409,7 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
     e.register_phase()?;
     e.call();
     if !tail {
+        e.after_call(&frame)?;
         if form == EntryForm::Libffi {
             e.store_return()?;
         }
@@ -354,21 +439,43 @@ impl Emitter<'_> {
             ; mov rbp, rsp
             ; push rbx
             ; push r12
-            ; mov r12, rdi
         );
+        for &r in &frame.pushed {
+            asm!(ops ; push Rq(r));
+        }
+        asm!(ops ; mov r12, rdi);
         if !matches!(self.plan.ret.pass, RetPass::Void) {
             asm!(ops ; mov rbx, rsi);
         }
         if !self.plan.args.is_empty() {
             asm!(ops ; mov r10, rdx);
         }
-        alloc_frame(ops, frame.size)?;
+        alloc_frame(ops, frame.alloc)?;
         if let Some(temp) = frame.sret_temp {
             // A null rvalue still needs somewhere for the callee to write.
             let m = Mem::new(Base::Rsp, temp)?;
             asm!(ops ; test rbx, rbx ; jnz BYTE >have_buffer);
             mem!(ops, m, [lea rbx,], []);
             asm!(ops ; have_buffer:);
+        }
+        if let Some(slot) = frame.rbx_slot {
+            let m = Mem::new(Base::Rsp, slot)?;
+            mem!(ops, m, [mov QWORD], [, rbx]);
+        }
+        Ok(())
+    }
+
+    /// Brings back what the stub needs after a target that may clobber
+    /// SysV's callee-saved registers (`rsp` survives every ABI).
+    fn after_call(&mut self, frame: &Frame) -> Result<()> {
+        let ops = &mut self.ops;
+        if frame.restore_rbp {
+            let m = Mem::new(Base::Rsp, frame.alloc + frame.pushed_below_rbp())?;
+            mem!(ops, m, [lea rbp,], []);
+        }
+        if let Some(slot) = frame.rbx_slot {
+            let m = Mem::new(Base::Rsp, slot)?;
+            mem!(ops, m, [mov rbx, QWORD], []);
         }
         Ok(())
     }
@@ -515,7 +622,7 @@ impl Emitter<'_> {
 
     /// An 8-byte pointer slot of the outgoing area.
     fn stack_slot(&self, i: usize, off: u32) -> Result<Mem> {
-        if u64::from(off) + 8 > u64::from(self.plan.stack_bytes) {
+        if u64::from(off) + 8 > u64::from(self.plan.stack_bytes) || off < self.plan.shadow_space {
             return Err(asm_err(format!(
                 "{}: pointer slot at stack+{off} outside the argument area",
                 who(i)
@@ -648,6 +755,8 @@ impl Emitter<'_> {
                     match p.size {
                         4 => mem!(ops, m, [movss DWORD], [, Rx(r)]),
                         8 => mem!(ops, m, [movsd QWORD], [, Rx(r)]),
+                        // Win64's __int128; rvalue need not be 16-aligned.
+                        16 => mem!(ops, m, [movups OWORD], [, Rx(r)]),
                         n => {
                             return Err(asm_err(format!("return: {n}-byte vector register piece")))
                         }
@@ -740,8 +849,17 @@ impl Emitter<'_> {
 
     fn epilogue(&mut self, frame: &Frame) {
         let ops = &mut self.ops;
-        if frame.size > 0 {
-            asm!(ops ; lea rsp, [rbp - 16]);
+        if frame.alloc > 0 {
+            // At most 40 bytes: always an 8-bit displacement.
+            let below = -(frame.pushed_below_rbp() as i32);
+            let m = Mem {
+                base: Base::Rbp,
+                disp: below,
+            };
+            mem!(ops, m, [lea rsp,], []);
+        }
+        for &r in frame.pushed.iter().rev() {
+            asm!(ops ; pop Rq(r));
         }
         asm!(ops
             ; pop r12
@@ -785,10 +903,59 @@ struct ThunkFrame {
     ret_buf: Option<u64>,
     /// Where the caller's sret pointer waits out the handler call.
     sret_slot: Option<u64>,
+    /// Registers the caller expects preserved that the SysV handler may
+    /// clobber, each with its slot (`xmm` slots 16-aligned, 16 bytes).
+    saves: Vec<(Loc, u64)>,
+}
+
+/// The registers of `plan.callee_saved` a thunk must save itself: those a
+/// SysV handler may clobber (`rsi`, `rdi`, `xmm6`-`xmm15` for Win64; none
+/// for SysV).
+fn thunk_saves(plan: &CallPlan) -> Result<Vec<Loc>> {
+    let mut saves: Vec<Loc> = Vec::new();
+    for &loc in &plan.callee_saved {
+        match loc {
+            // The handler keeps these and the thunk touches only rbp, which
+            // it pushes; rsp comes back by construction.
+            Loc::Gpr(r) if SYSV_CALLEE_SAVED.contains(&r) || r == RSP => continue,
+            Loc::Gpr(R11) => {
+                return Err(asm_err(
+                    "r11 cannot be callee-saved: the closure trampoline overwrites it",
+                ))
+            }
+            Loc::Gpr(0..=15) | Loc::Vec(0..=15) => {}
+            other => {
+                return Err(asm_err(format!(
+                    "cannot preserve {} for the closure's caller",
+                    other.name(plan.arch)
+                )))
+            }
+        }
+        if !saves.contains(&loc) {
+            saves.push(loc);
+        }
+    }
+    // The return registers are written after the restores: a register
+    // cannot be both.
+    let back: Vec<Loc> = match &plan.ret.pass {
+        RetPass::Direct(pieces) => pieces.iter().map(|p| p.loc).collect(),
+        RetPass::Indirect {
+            returned: Some(r), ..
+        } => vec![*r],
+        _ => Vec::new(),
+    };
+    if let Some(r) = back.iter().find(|r| saves.contains(r)) {
+        return Err(asm_err(format!(
+            "return: {} is both a return register and callee-saved",
+            r.name(plan.arch)
+        )));
+    }
+    Ok(saves)
 }
 
 impl ThunkFrame {
     fn layout(plan: &CallPlan) -> Result<ThunkFrame> {
+        let to_save = thunk_saves(plan)?;
         let mut cursor = round16(8 * plan.args.len() as u64);
         let mut homes = Vec::with_capacity(plan.args.len());
         for (i, a) in plan.args.iter().enumerate() {
@@ -832,6 +999,16 @@ impl ThunkFrame {
             cursor += 16;
             at
         });
+        // cursor is 16-aligned here: vector slots first keep them aligned.
+        let mut saves = Vec::with_capacity(to_save.len());
+        for width in [16, 8] {
+            for &loc in &to_save {
+                if matches!(loc, Loc::Vec(_)) == (width == 16) {
+                    saves.push((loc, cursor));
+                    cursor += width;
+                }
+            }
+        }
         let size = round16(cursor);
         if size > MAX_FRAME {
             return Err(asm_err(format!(
@@ -843,6 +1020,7 @@ impl ThunkFrame {
             homes,
             ret_buf,
             sret_slot,
+            saves,
         })
     }
 }
@@ -902,6 +1080,7 @@ pub fn compile_closure_thunk(plan: &CallPlan) -> Result<Vec<u8>> {
     t.spill_registers(&frame)?;
     t.point_at_arguments(&frame)?;
     t.call_handler(&frame)?;
+    t.restore_registers(&frame)?;
     t.load_return(&frame)?;
     let ops = &mut t.ops;
     if frame.size > 0 {
@@ -940,7 +1119,9 @@ fn check_thunk_return(plan: &CallPlan) -> Result<()> {
         RetPass::Indirect { pointer, returned } => {
             match pointer {
                 Loc::Gpr(r) => check_arg_gpr(usize::MAX, *r)?,
-                Loc::Stack(off) if u64::from(*off) + 8 <= u64::from(plan.stack_bytes) => {}
+                Loc::Stack(off)
+                    if u64::from(*off) + 8 <= u64::from(plan.stack_bytes)
+                        && *off >= plan.shadow_space => {}
                 other => {
                     return Err(asm_err(format!(
                         "the return buffer's address cannot arrive in {other:?}"
@@ -978,6 +1159,16 @@ impl Thunk<'_> {
             ; mov rbp, rsp
         );
         alloc_frame(ops, frame.size)?;
+        // Before anything uses a register as scratch (the probe loop above
+        // touches only eax, never callee-saved).
+        for &(loc, at) in &frame.saves {
+            let m = Mem::new(Base::Rsp, at)?;
+            match loc {
+                Loc::Gpr(r) => mem!(ops, m, [mov QWORD], [, Rq(r)]),
+                Loc::Vec(r) => mem!(ops, m, [movaps OWORD], [, Rx(r)]),
+                _ => return Err(asm_err("callee-saved location")),
+            }
+        }
         if let (RetPass::Indirect { pointer, .. }, Some(slot)) =
             (&self.plan.ret.pass, frame.sret_slot)
         {
@@ -1105,7 +1296,9 @@ impl Thunk<'_> {
                     mem!(ops, m, [lea rax,], []);
                 }
                 (ArgHome::Pointer(Loc::Stack(off)), _) => {
-                    if u64::from(off) + 8 > u64::from(self.plan.stack_bytes) {
+                    if u64::from(off) + 8 > u64::from(self.plan.stack_bytes)
+                        || off < self.plan.shadow_space
+                    {
                         return Err(asm_err(format!(
                             "argument {i}: pointer slot at stack+{off} outside the argument area"
                         )));
@@ -1154,6 +1347,21 @@ impl Thunk<'_> {
         Ok(())
     }
 
+    /// Puts back what [`Thunk::prologue`] saved; no return register is
+    /// among them (see [`thunk_saves`]).
+    fn restore_registers(&mut self, frame: &ThunkFrame) -> Result<()> {
+        let ops = &mut self.ops;
+        for &(loc, at) in &frame.saves {
+            let m = Mem::new(Base::Rsp, at)?;
+            match loc {
+                Loc::Gpr(r) => mem!(ops, m, [mov Rq(r), QWORD], []),
+                Loc::Vec(r) => mem!(ops, m, [movaps Rx(r), OWORD], []),
+                _ => return Err(asm_err("callee-saved location")),
+            }
+        }
+        Ok(())
+    }
+
     fn load_return(&mut self, frame: &ThunkFrame) -> Result<()> {
         let ops = &mut self.ops;
         match &self.plan.ret.pass {
@@ -1188,6 +1396,7 @@ impl Thunk<'_> {
                         }
                         (Loc::Vec(r), 4, _) => mem!(ops, m, [movss Rx(r), DWORD], []),
                         (Loc::Vec(r), 8, _) => mem!(ops, m, [movsd Rx(r), QWORD], []),
+                        (Loc::Vec(r), 16, _) => mem!(ops, m, [movups Rx(r), OWORD], []),
                         _ => return Err(asm_err(format!("return: cannot load {p:?}"))),
                     }
                 }
@@ -1254,7 +1463,7 @@ fn check_return(plan: &CallPlan) -> Result<()> {
             Loc::Vec(r) => {
                 if r > 15
                     || p.ext != Ext::None
-                    || !matches!(p.size, 4 | 8)
+                    || !matches!(p.size, 4 | 8 | 16)
                     || u64::from(p.offset + p.size) > ret_size
                 {
                     return Err(asm_err(format!("return: cannot store {p:?}")));
@@ -1263,6 +1472,30 @@ fn check_return(plan: &CallPlan) -> Result<()> {
             Loc::X87(_) => {}
             Loc::Stack(_) => return Err(asm_err("return: piece on the stack")),
         }
+    }
+    Ok(())
+}
+
+/// The packed form hands the target's return registers straight back, so
+/// none of them may be one the stub restores for its own caller.
+fn check_packed_return(plan: &CallPlan, frame: &Frame) -> Result<()> {
+    let mut back: Vec<u8> = Vec::new();
+    match &plan.ret.pass {
+        RetPass::Direct(pieces) => back.extend(pieces.iter().filter_map(|p| match p.loc {
+            Loc::Gpr(r) => Some(r),
+            _ => None,
+        })),
+        RetPass::Indirect {
+            returned: Some(Loc::Gpr(r)),
+            ..
+        } => back.push(*r),
+        _ => {}
+    }
+    if let Some(r) = back.iter().find(|r| frame.pushed.contains(r)) {
+        return Err(asm_err(format!(
+            "return: {} carries a result but the target does not preserve it for the stub's caller",
+            Loc::Gpr(*r).name(plan.arch)
+        )));
     }
     Ok(())
 }
@@ -1401,7 +1634,7 @@ mod tests {
     use super::*;
     use crate::abi::{Abi, Arch};
     use crate::plan::{packed_layout, ArgPlan, RetPlan};
-    use crate::types::Type;
+    use crate::types::{Type, TypeKind};
 
     const RDX: u8 = 2;
     const RCX: u8 = 1;
@@ -4201,6 +4434,1451 @@ mod tests {
             let p = crate::classify::classify(Abi::SysV64, &ret, &args, None).unwrap();
             let n = compile_closure_thunk(&p).unwrap().len();
             eprintln!("{name}: thunk {n} bytes");
+        }
+    }
+
+    // ---- Microsoft x64 plans ---------------------------------------------
+    //
+    // Built by hand (the Win64 classifier is tested on its own): integer
+    // slots rcx, rdx, r8, r9 and float slots xmm0-3 by position, 32 bytes of
+    // shadow space, aggregates not of size 1/2/4/8 by reference, the sret
+    // pointer in rcx handed back in rax. Targets and callers are Rust
+    // `extern "win64"` functions and hand-written asm.
+
+    const W64_GPRS: [u8; 4] = [RCX, RDX, R8, R9];
+
+    /// Win64's callee-saved registers.
+    fn win64_saved() -> Vec<Loc> {
+        let mut v: Vec<Loc> = [RBX, RBP, RDI, RSI, R12, R13, R14, R15]
+            .iter()
+            .map(|&r| Loc::Gpr(r))
+            .collect();
+        v.extend((6..16).map(Loc::Vec));
+        v
+    }
+
+    /// `p` as a Microsoft x64 plan: shadow space, no `al`, Win64's
+    /// callee-saved registers.
+    fn win64(mut p: CallPlan) -> CallPlan {
+        p.abi = Abi::Win64;
+        p.shadow_space = 32;
+        p.vector_count = None;
+        p.callee_saved = win64_saved();
+        p.check().expect("hand-written Win64 plan is consistent");
+        p
+    }
+
+    /// Where argument position `k` travels: its register slot, or the
+    /// stack after the shadow space.
+    fn w64_slot(k: usize, float: bool) -> Loc {
+        match (k, float) {
+            (0..=3, true) => Loc::Vec(k as u8),
+            (0..=3, false) => Loc::Gpr(W64_GPRS[k]),
+            _ => Loc::Stack(32 + 8 * (k as u32 - 4)),
+        }
+    }
+
+    /// The outgoing area for `slots` argument positions.
+    fn w64_stack(slots: usize) -> u32 {
+        (32 + 8 * slots.saturating_sub(4) as u32).div_ceil(16) * 16
+    }
+
+    /// A test-only Microsoft x64 classification (long double taken as a
+    /// 16-byte value passed by reference, as MinGW does).
+    fn w64_classify(ret: &Type, args: &[Type], fixed: Option<usize>) -> CallPlan {
+        let float = |t: &Type| matches!(t.kind(), TypeKind::F32 | TypeKind::F64);
+        let in_slot = |t: &Type| matches!(t.size(), 1 | 2 | 4 | 8);
+        let ext = |t: &Type| match (t.is_integer_like() && t.size() < 8, t.is_signed()) {
+            (false, _) => Ext::None,
+            (true, true) => Ext::Sign,
+            (true, false) => Ext::Zero,
+        };
+        let mut k = 0;
+        let ret_pass = if ret.is_void() {
+            RetPass::Void
+        } else if float(ret) {
+            RetPass::Direct(vec![whole(ret, Loc::Vec(0), Ext::None)])
+        } else if in_slot(ret) {
+            RetPass::Direct(vec![whole(ret, Loc::Gpr(RAX), ext(ret))])
+        } else {
+            k = 1;
+            RetPass::Indirect {
+                pointer: Loc::Gpr(RCX),
+                returned: Some(Loc::Gpr(RAX)),
+            }
+        };
+        let mut plans = Vec::with_capacity(args.len());
+        for (i, t) in args.iter().enumerate() {
+            let variadic = fixed.is_some_and(|n| i >= n);
+            let pass = if float(t) {
+                let mut pieces = vec![whole(t, w64_slot(k, true), Ext::None)];
+                if variadic && k < 4 {
+                    pieces.push(whole(t, w64_slot(k, false), Ext::None));
+                }
+                ArgPass::Direct(pieces)
+            } else if in_slot(t) {
+                ArgPass::Direct(vec![whole(t, w64_slot(k, false), ext(t))])
+            } else {
+                ArgPass::Indirect {
+                    pointer: w64_slot(k, false),
+                }
+            };
+            plans.push(ArgPlan {
+                ty: t.clone(),
+                pass,
+                variadic,
+            });
+            k += 1;
+        }
+        let mut p = plan(ret.clone(), ret_pass, plans, w64_stack(k));
+        p.fixed_args = fixed;
+        win64(p)
+    }
+
+    /// `jmp [rsp-8]`, the last instruction of a tail stub.
+    const TAIL_JMP: [u8; 4] = [0xFF, 0x64, 0x24, 0xF8];
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct P1(u8);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct P2(u8, u8);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct P4(u16, u16);
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct P8(i32, i32);
+
+    fn t_p1() -> Type {
+        Type::structure([Type::u8()]).unwrap()
+    }
+    fn t_p2() -> Type {
+        Type::structure([Type::u8(), Type::u8()]).unwrap()
+    }
+    fn t_p4() -> Type {
+        Type::structure([Type::u16(), Type::u16()]).unwrap()
+    }
+    fn t_p8() -> Type {
+        Type::structure([Type::i32(), Type::i32()]).unwrap()
+    }
+
+    extern "win64" fn w64_nothing() {
+        record(&[2]);
+    }
+
+    extern "win64" fn w64_mixed(a: i32, b: f64, c: i64, d: f32) -> f64 {
+        record(&[
+            a as i64 as u64,
+            b.to_bits(),
+            c as u64,
+            u64::from(d.to_bits()),
+        ]);
+        f64::from(a) + b * 2.0 + c as f64 * 3.0 + f64::from(d) * 4.0
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    extern "win64" fn w64_eight(
+        a: i64,
+        b: f64,
+        c: i32,
+        d: u8,
+        e: i64,
+        f: f32,
+        g: i16,
+        h: f64,
+    ) -> i64 {
+        record(&[
+            a as u64,
+            b.to_bits(),
+            c as i64 as u64,
+            u64::from(d),
+            e as u64,
+            u64::from(f.to_bits()),
+            g as i64 as u64,
+            h.to_bits(),
+        ]);
+        a ^ i64::from(c) ^ i64::from(d) ^ e ^ i64::from(g)
+    }
+
+    /// The shape of `w64_eight`: four register slots, four stack slots.
+    fn w64_eight_plan() -> CallPlan {
+        let args = vec![
+            one(Type::i64(), Loc::Gpr(RCX), Ext::None),
+            one(Type::f64(), Loc::Vec(1), Ext::None),
+            one(Type::i32(), Loc::Gpr(R8), Ext::Sign),
+            one(Type::u8(), Loc::Gpr(R9), Ext::Zero),
+            one(Type::i64(), Loc::Stack(32), Ext::None),
+            one(Type::f32(), Loc::Stack(40), Ext::None),
+            one(Type::i16(), Loc::Stack(48), Ext::Sign),
+            one(Type::f64(), Loc::Stack(56), Ext::None),
+        ];
+        win64(mk(ret_i64(), args, 64))
+    }
+
+    /// The shape of `w64_by_ref`: three aggregates by reference, one of
+    /// them through the stack.
+    fn w64_by_ref_plan() -> CallPlan {
+        let args = vec![
+            one(Type::i64(), Loc::Gpr(RCX), Ext::None),
+            indirect(t_i64s(3), Loc::Gpr(RDX)),
+            one(Type::f64(), Loc::Vec(2), Ext::None),
+            indirect(t_s3(), Loc::Gpr(R9)),
+            indirect(t_i64s(4), Loc::Stack(32)),
+        ];
+        win64(mk(ret_i64(), args, 48))
+    }
+
+    extern "win64" fn w64_by_ref(a: i64, p: *mut Big3, c: f64, q: *mut S3, r: *mut Big4) -> i64 {
+        // SAFETY: the stub passes the addresses of copies of a Big3, an S3
+        // and a Big4.
+        let (b, s, d) = unsafe { (p.read(), q.read(), r.read()) };
+        record(&[
+            a as u64,
+            p as u64 % 16,
+            b.0 as u64,
+            b.1 as u64,
+            b.2 as u64,
+            c.to_bits(),
+            q as u64 % 16,
+            le(bytes_of(&s)),
+            r as u64 % 16,
+            d.0 as u64,
+            d.3 as u64,
+        ]);
+        // The copies are the callee's to scribble on.
+        // SAFETY: as above.
+        unsafe {
+            p.write(Big3(-1, -1, -1));
+            q.write(S3(0, 0, 0));
+            r.write(Big4(-1, -1, -1, -1));
+        }
+        a + b.0 + b.1 + b.2 + d.3
+    }
+
+    /// `w64_by_ref` with Rust doing the by-reference passing.
+    extern "win64" fn w64_by_value(a: i64, b: Big3, c: f64, s: S3, d: Big4) -> i64 {
+        record(&[
+            a as u64,
+            0,
+            b.0 as u64,
+            b.1 as u64,
+            b.2 as u64,
+            c.to_bits(),
+            0,
+            le(bytes_of(&s)),
+            0,
+            d.0 as u64,
+            d.3 as u64,
+        ]);
+        a + b.0 + b.1 + b.2 + d.3
+    }
+
+    extern "win64" fn w64_small(a: P1, b: P2, c: P4, d: P8, e: P8) -> P8 {
+        record(&[
+            le(bytes_of(&a)),
+            le(bytes_of(&b)),
+            le(bytes_of(&c)),
+            le(bytes_of(&d)),
+            le(bytes_of(&e)),
+        ]);
+        P8(d.0 + e.0 + i32::from(a.0), d.1 - e.1 + i32::from(c.1))
+    }
+
+    fn w64_small_plan() -> CallPlan {
+        let args = vec![
+            one(t_p1(), Loc::Gpr(RCX), Ext::None),
+            one(t_p2(), Loc::Gpr(RDX), Ext::None),
+            one(t_p4(), Loc::Gpr(R8), Ext::None),
+            one(t_p8(), Loc::Gpr(R9), Ext::None),
+            one(t_p8(), Loc::Stack(32), Ext::None),
+        ];
+        win64(mk(ret_in(t_p8(), Loc::Gpr(RAX), Ext::None), args, 48))
+    }
+
+    extern "win64" fn w64_sret(x: i64, y: f64) -> Big3 {
+        record(&[x as u64, y.to_bits()]);
+        Big3(x, y as i64, x * 3)
+    }
+
+    extern "win64" fn w64_sret_stack(x: i64, y: f64, z: i32, w: i64) -> Big4 {
+        record(&[x as u64, y.to_bits(), z as i64 as u64, w as u64]);
+        Big4(x, y as i64, i64::from(z), w)
+    }
+
+    fn w64_sret_ret() -> RetPass {
+        RetPass::Indirect {
+            pointer: Loc::Gpr(RCX),
+            returned: Some(Loc::Gpr(RAX)),
+        }
+    }
+
+    // Microsoft-convention code Rust cannot write: a target that uses its
+    // shadow space, one that reads a variadic double from both registers,
+    // one that clobbers SysV's callee-saved registers, a Win64 caller that
+    // checks every register Win64 preserves, and a SysV handler that
+    // clobbers every register SysV lets it.
+    core::arch::global_asm!(
+        ".pushsection .text.jitffi_w64_tests,\"ax\",@progbits",
+        ".p2align 4",
+        // scribble(a rcx, p rdx: Big3 *, c r8, d r9, e [rsp+40]), Win64:
+        // fills its home area first (it is the callee's), then returns
+        // a + p->0 + p->1 + p->2 + c + d + e
+        ".globl jitffi_w64_scribble",
+        ".hidden jitffi_w64_scribble",
+        "jitffi_w64_scribble:",
+        "    mov qword ptr [rsp + 8], -1",
+        "    mov qword ptr [rsp + 16], -1",
+        "    mov qword ptr [rsp + 24], -1",
+        "    mov qword ptr [rsp + 32], -1",
+        "    mov rax, rcx",
+        "    add rax, [rdx]",
+        "    add rax, [rdx + 8]",
+        "    add rax, [rdx + 16]",
+        "    add rax, r8",
+        "    add rax, r9",
+        "    add rax, [rsp + 40]",
+        "    ret",
+        // dup(a rcx, b xmm1 and rdx, c xmm2 and r8, out r9), Win64: stores
+        // rcx, rdx, xmm1, r8, xmm2 at out, returns 7
+        ".globl jitffi_w64_dup",
+        ".hidden jitffi_w64_dup",
+        "jitffi_w64_dup:",
+        "    mov [r9], rcx",
+        "    mov [r9 + 8], rdx",
+        "    movq qword ptr [r9 + 16], xmm1",
+        "    mov [r9 + 24], r8",
+        "    movq qword ptr [r9 + 32], xmm2",
+        "    mov eax, 7",
+        "    ret",
+        // clobber_saved(x rdi, mask rsi) -> x + 1, wrecking rbx, rbp,
+        // r12-r15 where mask bits 0-5 say so
+        ".globl jitffi_emit_test_clobber_saved",
+        ".hidden jitffi_emit_test_clobber_saved",
+        "jitffi_emit_test_clobber_saved:",
+        "    lea rax, [rdi + 1]",
+        "    movabs rdx, 0xBAD0BAD0BAD0BAD0",
+        "    test esi, 1",
+        "    jz .Ljitffi_cs_1",
+        "    mov rbx, rdx",
+        ".Ljitffi_cs_1:",
+        "    test esi, 2",
+        "    jz .Ljitffi_cs_2",
+        "    mov rbp, rdx",
+        ".Ljitffi_cs_2:",
+        "    test esi, 4",
+        "    jz .Ljitffi_cs_3",
+        "    mov r12, rdx",
+        ".Ljitffi_cs_3:",
+        "    test esi, 8",
+        "    jz .Ljitffi_cs_4",
+        "    mov r13, rdx",
+        ".Ljitffi_cs_4:",
+        "    test esi, 16",
+        "    jz .Ljitffi_cs_5",
+        "    mov r14, rdx",
+        ".Ljitffi_cs_5:",
+        "    test esi, 32",
+        "    jz .Ljitffi_cs_6",
+        "    mov r15, rdx",
+        ".Ljitffi_cs_6:",
+        "    ret",
+        // w64_guard(f rdi, regs rsi, stack rdx, nstack rcx (<= 8), out r8)
+        // -> mask of the Win64 callee-saved registers f clobbered: rbx 1,
+        // rbp 2, r12-r15 4..32, rsi 64, rdi 128, xmm6-15 0x100..0x20000,
+        // rsp 0x40000. Calls f the Win64 way: regs[i] in both the i-th
+        // integer and xmm register (as for variadic calls), stack[j] at
+        // [rsp + 32 + 8j] above the shadow space; out[0] = rax, out[1] =
+        // xmm0's low 8 bytes.
+        ".globl jitffi_w64_guard",
+        ".hidden jitffi_w64_guard",
+        "jitffi_w64_guard:",
+        "    push rbp",
+        "    push rbx",
+        "    push r12",
+        "    push r13",
+        "    push r14",
+        "    push r15",
+        "    sub rsp, 120",
+        "    mov [rsp + 96], rdi",
+        "    mov [rsp + 104], r8",
+        "    mov [rsp + 112], rsp",
+        "    xor eax, eax",
+        ".Ljitffi_w64g_copy:",
+        "    cmp rax, rcx",
+        "    jae .Ljitffi_w64g_copied",
+        "    mov r10, [rdx + 8*rax]",
+        "    mov [rsp + 32 + 8*rax], r10",
+        "    inc rax",
+        "    jmp .Ljitffi_w64g_copy",
+        ".Ljitffi_w64g_copied:",
+        "    mov r10, rsi",
+        "    mov rcx, [r10]",
+        "    mov rdx, [r10 + 8]",
+        "    mov r8, [r10 + 16]",
+        "    mov r9, [r10 + 24]",
+        "    movq xmm0, rcx",
+        "    movq xmm1, rdx",
+        "    movq xmm2, r8",
+        "    movq xmm3, r9",
+        "    lea rax, [rip + jitffi_w64_xmm_pattern]",
+        "    movdqa xmm6, [rax]",
+        "    movdqa xmm7, [rax + 16]",
+        "    movdqa xmm8, [rax + 32]",
+        "    movdqa xmm9, [rax + 48]",
+        "    movdqa xmm10, [rax + 64]",
+        "    movdqa xmm11, [rax + 80]",
+        "    movdqa xmm12, [rax + 96]",
+        "    movdqa xmm13, [rax + 112]",
+        "    movdqa xmm14, [rax + 128]",
+        "    movdqa xmm15, [rax + 144]",
+        "    movabs rbx, 0x1111111111111111",
+        "    movabs rbp, 0x2222222222222222",
+        "    movabs r12, 0x3333333333333333",
+        "    movabs r13, 0x4444444444444444",
+        "    movabs r14, 0x5555555555555555",
+        "    movabs r15, 0x6666666666666666",
+        "    movabs rsi, 0x7777777777777777",
+        "    movabs rdi, 0x8888888888888888",
+        "    call qword ptr [rsp + 96]",
+        "    mov r10, [rsp + 104]",
+        "    mov [r10], rax",
+        "    movq qword ptr [r10 + 8], xmm0",
+        "    xor eax, eax",
+        "    movabs r11, 0x1111111111111111",
+        "    cmp rbx, r11",
+        "    je .Ljitffi_w64g_1",
+        "    or eax, 1",
+        ".Ljitffi_w64g_1:",
+        "    movabs r11, 0x2222222222222222",
+        "    cmp rbp, r11",
+        "    je .Ljitffi_w64g_2",
+        "    or eax, 2",
+        ".Ljitffi_w64g_2:",
+        "    movabs r11, 0x3333333333333333",
+        "    cmp r12, r11",
+        "    je .Ljitffi_w64g_3",
+        "    or eax, 4",
+        ".Ljitffi_w64g_3:",
+        "    movabs r11, 0x4444444444444444",
+        "    cmp r13, r11",
+        "    je .Ljitffi_w64g_4",
+        "    or eax, 8",
+        ".Ljitffi_w64g_4:",
+        "    movabs r11, 0x5555555555555555",
+        "    cmp r14, r11",
+        "    je .Ljitffi_w64g_5",
+        "    or eax, 16",
+        ".Ljitffi_w64g_5:",
+        "    movabs r11, 0x6666666666666666",
+        "    cmp r15, r11",
+        "    je .Ljitffi_w64g_6",
+        "    or eax, 32",
+        ".Ljitffi_w64g_6:",
+        "    movabs r11, 0x7777777777777777",
+        "    cmp rsi, r11",
+        "    je .Ljitffi_w64g_7",
+        "    or eax, 64",
+        ".Ljitffi_w64g_7:",
+        "    movabs r11, 0x8888888888888888",
+        "    cmp rdi, r11",
+        "    je .Ljitffi_w64g_8",
+        "    or eax, 128",
+        ".Ljitffi_w64g_8:",
+        "    lea r11, [rip + jitffi_w64_xmm_pattern]",
+        "    pcmpeqb xmm6, [r11]",
+        "    pcmpeqb xmm7, [r11 + 16]",
+        "    pcmpeqb xmm8, [r11 + 32]",
+        "    pcmpeqb xmm9, [r11 + 48]",
+        "    pcmpeqb xmm10, [r11 + 64]",
+        "    pcmpeqb xmm11, [r11 + 80]",
+        "    pcmpeqb xmm12, [r11 + 96]",
+        "    pcmpeqb xmm13, [r11 + 112]",
+        "    pcmpeqb xmm14, [r11 + 128]",
+        "    pcmpeqb xmm15, [r11 + 144]",
+        "    pmovmskb edx, xmm6",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x6",
+        "    or eax, 0x100",
+        ".Ljitffi_w64g_x6:",
+        "    pmovmskb edx, xmm7",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x7",
+        "    or eax, 0x200",
+        ".Ljitffi_w64g_x7:",
+        "    pmovmskb edx, xmm8",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x8",
+        "    or eax, 0x400",
+        ".Ljitffi_w64g_x8:",
+        "    pmovmskb edx, xmm9",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x9",
+        "    or eax, 0x800",
+        ".Ljitffi_w64g_x9:",
+        "    pmovmskb edx, xmm10",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x10",
+        "    or eax, 0x1000",
+        ".Ljitffi_w64g_x10:",
+        "    pmovmskb edx, xmm11",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x11",
+        "    or eax, 0x2000",
+        ".Ljitffi_w64g_x11:",
+        "    pmovmskb edx, xmm12",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x12",
+        "    or eax, 0x4000",
+        ".Ljitffi_w64g_x12:",
+        "    pmovmskb edx, xmm13",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x13",
+        "    or eax, 0x8000",
+        ".Ljitffi_w64g_x13:",
+        "    pmovmskb edx, xmm14",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x14",
+        "    or eax, 0x10000",
+        ".Ljitffi_w64g_x14:",
+        "    pmovmskb edx, xmm15",
+        "    cmp edx, 0xFFFF",
+        "    je .Ljitffi_w64g_x15",
+        "    or eax, 0x20000",
+        ".Ljitffi_w64g_x15:",
+        "    cmp rsp, [rsp + 112]",
+        "    je .Ljitffi_w64g_sp",
+        "    or eax, 0x40000",
+        ".Ljitffi_w64g_sp:",
+        "    add rsp, 120",
+        "    pop r15",
+        "    pop r14",
+        "    pop r13",
+        "    pop r12",
+        "    pop rbx",
+        "    pop rbp",
+        "    ret",
+        // clobber_handler(cif, rvalue, args, ud), SysV: *(u64 *)rvalue =
+        // 0x0123456789ABCDEF, ++*(u64 *)ud, then wrecks every register a
+        // SysV function may (all 16 bytes of every xmm)
+        ".globl jitffi_w64_clobber_handler",
+        ".hidden jitffi_w64_clobber_handler",
+        "jitffi_w64_clobber_handler:",
+        "    movabs rax, 0x0123456789ABCDEF",
+        "    mov [rsi], rax",
+        "    inc qword ptr [rcx]",
+        "    movabs rsi, 0xDEADDEADDEADDEAD",
+        "    mov rdi, rsi",
+        "    mov rcx, rsi",
+        "    mov rdx, rsi",
+        "    mov r8, rsi",
+        "    mov r9, rsi",
+        "    mov r10, rsi",
+        "    mov r11, rsi",
+        "    pcmpeqd xmm0, xmm0",
+        "    pcmpeqd xmm1, xmm1",
+        "    pcmpeqd xmm2, xmm2",
+        "    pcmpeqd xmm3, xmm3",
+        "    pcmpeqd xmm4, xmm4",
+        "    pcmpeqd xmm5, xmm5",
+        "    pcmpeqd xmm6, xmm6",
+        "    pcmpeqd xmm7, xmm7",
+        "    pcmpeqd xmm8, xmm8",
+        "    pcmpeqd xmm9, xmm9",
+        "    pcmpeqd xmm10, xmm10",
+        "    pcmpeqd xmm11, xmm11",
+        "    pcmpeqd xmm12, xmm12",
+        "    pcmpeqd xmm13, xmm13",
+        "    pcmpeqd xmm14, xmm14",
+        "    pcmpeqd xmm15, xmm15",
+        "    ret",
+        ".p2align 4",
+        "jitffi_w64_xmm_pattern:",
+        "    .quad 0x0606060606060601, 0x6060606060606061",
+        "    .quad 0x0707070707070702, 0x7070707070707072",
+        "    .quad 0x0808080808080803, 0x8080808080808083",
+        "    .quad 0x0909090909090904, 0x9090909090909094",
+        "    .quad 0x0A0A0A0A0A0A0A05, 0xA0A0A0A0A0A0A0A5",
+        "    .quad 0x0B0B0B0B0B0B0B06, 0xB0B0B0B0B0B0B0B6",
+        "    .quad 0x0C0C0C0C0C0C0C07, 0xC0C0C0C0C0C0C0C7",
+        "    .quad 0x0D0D0D0D0D0D0D08, 0xD0D0D0D0D0D0D0D8",
+        "    .quad 0x0E0E0E0E0E0E0E09, 0xE0E0E0E0E0E0E0E9",
+        "    .quad 0x0F0F0F0F0F0F0F0A, 0xF0F0F0F0F0F0F0FA",
+        ".popsection",
+    );
+
+    extern "C" {
+        fn jitffi_w64_scribble();
+        fn jitffi_w64_dup();
+        fn jitffi_emit_test_clobber_saved();
+        fn jitffi_w64_guard(
+            f: *const c_void,
+            regs: *const u64,
+            stack: *const u64,
+            nstack: u64,
+            out: *mut u64,
+        ) -> u64;
+        fn jitffi_w64_clobber_handler(
+            cif: *const c_void,
+            rvalue: *mut c_void,
+            args: *const *mut c_void,
+            user_data: *mut c_void,
+        );
+    }
+
+    /// Calls `f` from Microsoft-convention code (see `jitffi_w64_guard`);
+    /// returns the clobbered-register mask, `rax` and `xmm0`.
+    ///
+    /// # Safety
+    /// `f` must be a Win64 function reading at most four register slots
+    /// and `stack.len()` stack slots as `regs` and `stack` provide them.
+    unsafe fn w64_guard(f: *const c_void, regs: [u64; 4], stack: &[u64]) -> (u64, [u64; 2]) {
+        assert!(stack.len() <= 8);
+        let mut out = [0u64; 2];
+        // SAFETY: per this function's contract; the guard copies at most 8
+        // stack words and writes two words at `out`.
+        let mask = unsafe {
+            jitffi_w64_guard(
+                f,
+                regs.as_ptr(),
+                stack.as_ptr(),
+                stack.len() as u64,
+                out.as_mut_ptr(),
+            )
+        };
+        (mask, out)
+    }
+
+    // ---- Win64 call stubs ----------------------------------------------
+
+    #[test]
+    fn win64_stub_mixed_register_slots() {
+        let args = vec![
+            one(Type::i32(), Loc::Gpr(RCX), Ext::Sign),
+            one(Type::f64(), Loc::Vec(1), Ext::None),
+            one(Type::i64(), Loc::Gpr(R8), Ext::None),
+            one(Type::f32(), Loc::Vec(3), Ext::None),
+        ];
+        let p = win64(mk(ret_in(Type::f64(), Loc::Vec(0), Ext::None), args, 32));
+        let (a, b, c, d) = (-7i32, 0.375f64, 1i64 << 50, -2.5f32);
+        // SAFETY: w64_mixed is double(int32_t, double, int64_t, float), Win64.
+        let out = unsafe {
+            run(
+                &p,
+                w64_mixed as *const c_void,
+                &[ptr(&a), ptr(&b), ptr(&c), ptr(&d)],
+            )
+        };
+        assert_eq!(
+            out.seen,
+            [
+                a as i64 as u64,
+                b.to_bits(),
+                c as u64,
+                u64::from(d.to_bits())
+            ]
+        );
+        let want = f64::from(a) + b * 2.0 + c as f64 * 3.0 + f64::from(d) * 4.0;
+        assert_eq!(u64_at(&out.ret, 0), want.to_bits());
+        assert_eq!(out.ret[8..], [SENTINEL; 56]);
+        // The shadow space needs a frame: never a tail stub.
+        for form in [EntryForm::Libffi, EntryForm::Packed] {
+            let code = compile_call(&p, form).unwrap();
+            assert!(!code.ends_with(&TAIL_JMP), "{form:?}");
+            assert!(code.windows(4).any(|w| w == [0x48, 0x83, 0xEC, 0x20])); // sub rsp, 32
+        }
+    }
+
+    #[test]
+    fn win64_stub_void_void_keeps_its_frame() {
+        let p = win64(mk(void(), vec![], 32));
+        for form in [EntryForm::Libffi, EntryForm::Packed] {
+            let code = compile_call(&p, form).unwrap();
+            assert!(!code.windows(4).any(|w| w == TAIL_JMP), "{form:?}");
+            assert_eq!(code.last(), Some(&0xC3));
+        }
+        // SAFETY: w64_nothing is void(void), Win64.
+        let out = unsafe { run(&p, w64_nothing as *const c_void, &[]) };
+        assert_eq!(out.seen, [2]);
+        assert_eq!(out.ret, [SENTINEL; 64]);
+    }
+
+    #[test]
+    fn win64_stub_stack_arguments_after_the_shadow_space() {
+        let p = w64_eight_plan();
+        let (a, b, c, d) = (-1i64, 2.5f64, -3i32, 0xF4u8);
+        let (e, f, g, h) = (i64::MIN + 5, 6.25f32, -7i16, -8.5f64);
+        let ptrs = [
+            ptr(&a),
+            ptr(&b),
+            ptr(&c),
+            ptr(&d),
+            ptr(&e),
+            ptr(&f),
+            ptr(&g),
+            ptr(&h),
+        ];
+        // SAFETY: w64_eight's signature is the plan's, Win64.
+        let out = unsafe { run(&p, w64_eight as *const c_void, &ptrs) };
+        assert_eq!(
+            out.seen,
+            [
+                a as u64,
+                b.to_bits(),
+                c as i64 as u64,
+                u64::from(d),
+                e as u64,
+                u64::from(f.to_bits()),
+                g as i64 as u64,
+                h.to_bits()
+            ]
+        );
+        let want = a ^ i64::from(c) ^ i64::from(d) ^ e ^ i64::from(g);
+        assert_eq!(u64_at(&out.ret, 0), want as u64);
+
+        // A callee that uses its home area before reading an argument
+        // copied by the stub: the copy must live above the shadow space.
+        let args = vec![
+            one(Type::i64(), Loc::Gpr(RCX), Ext::None),
+            indirect(t_i64s(3), Loc::Gpr(RDX)),
+            one(Type::i64(), Loc::Gpr(R8), Ext::None),
+            one(Type::i64(), Loc::Gpr(R9), Ext::None),
+            one(Type::i64(), Loc::Stack(32), Ext::None),
+        ];
+        let p = win64(mk(ret_i64(), args, 48));
+        let big = Big3(100, 2000, 30000);
+        let v: [i64; 4] = [1, 20, 300, 4000];
+        let ptrs = [ptr(&v[0]), ptr(&big), ptr(&v[1]), ptr(&v[2]), ptr(&v[3])];
+        // SAFETY: scribble reads rcx, a Big3 through rdx, r8, r9 and one
+        // stack slot, Win64.
+        let out = unsafe { run(&p, fnptr(jitffi_w64_scribble), &ptrs) };
+        assert_eq!(u64_at(&out.ret, 0), 36421);
+    }
+
+    #[test]
+    fn win64_stub_aggregates_by_reference() {
+        let p = w64_by_ref_plan();
+        let a = 5i64;
+        let b = Big3(10, -20, 1 << 40);
+        let c = 0.5f64;
+        let s = S3(0xC1, 0xC2, 0xC3);
+        let d = Big4(7, 8, 9, -10);
+        // The copies must read exactly the value, nothing past it.
+        let (gb, gs, gd) = (
+            Guarded::new(bytes_of(&b)),
+            Guarded::new(bytes_of(&s)),
+            Guarded::new(bytes_of(&d)),
+        );
+        let ptrs = [ptr(&a), gb.at, ptr(&c), gs.at, gd.at];
+        let want_seen = [
+            5,
+            0,
+            10,
+            -20i64 as u64,
+            1 << 40,
+            c.to_bits(),
+            0,
+            0xC3_C2C1,
+            0,
+            7,
+            -10i64 as u64,
+        ];
+        // SAFETY: w64_by_ref takes (int64_t, Big3 *, double, S3 *, Big4 *),
+        // which is how Win64 passes (int64_t, Big3, double, S3, Big4).
+        let out = unsafe { run(&p, w64_by_ref as *const c_void, &ptrs) };
+        assert_eq!(out.seen, want_seen, "16-aligned copies of each value");
+        assert_eq!(
+            u64_at(&out.ret, 0),
+            (5i64 + 10 - 20 + (1 << 40) - 10) as u64
+        );
+        // SAFETY: the guarded pages are still mapped and readable.
+        let after = unsafe {
+            (
+                gb.at.cast::<Big3>().read(),
+                gs.at.cast::<S3>().read(),
+                gd.at.cast::<Big4>().read(),
+            )
+        };
+        assert_eq!(after, (b, s, d), "the callee's writes reached the caller");
+        // Rust's own Win64 by-value passing agrees with the plan.
+        // SAFETY: w64_by_value is the by-value form of the same signature.
+        let out = unsafe { run(&p, w64_by_value as *const c_void, &ptrs) };
+        let mut by_value = want_seen;
+        by_value[1] = 0;
+        assert_eq!(out.seen, by_value);
+    }
+
+    #[test]
+    fn win64_stub_small_structs_by_value() {
+        let p = w64_small_plan();
+        let (a, b, c, d, e) = (
+            P1(0xE1),
+            P2(0xE2, 0xE3),
+            P4(0xBEEF, 0x0123),
+            P8(-5, 1 << 30),
+            P8(1000, -1),
+        );
+        let g = [
+            Guarded::new(bytes_of(&a)),
+            Guarded::new(bytes_of(&b)),
+            Guarded::new(bytes_of(&c)),
+            Guarded::new(bytes_of(&d)),
+            Guarded::new(bytes_of(&e)),
+        ];
+        let ptrs: Vec<*const c_void> = g.iter().map(|g| g.at).collect();
+        // SAFETY: w64_small is P8(P1, P2, P4, P8, P8), Win64.
+        let out = unsafe { run(&p, w64_small as *const c_void, &ptrs) };
+        assert_eq!(
+            out.seen,
+            [
+                0xE1,
+                0xE3E2,
+                0x0123_BEEF,
+                le(bytes_of(&d)),
+                le(bytes_of(&e))
+            ]
+        );
+        let want = P8(-5 + 1000 + 0xE1, (1 << 30) + 1 + 0x0123);
+        assert_eq!(out.ret[..8], *bytes_of(&want));
+        assert_eq!(out.ret[8..], [SENTINEL; 56]);
+    }
+
+    #[test]
+    fn win64_stub_sret() {
+        let args = vec![
+            one(Type::i64(), Loc::Gpr(RDX), Ext::None),
+            one(Type::f64(), Loc::Vec(2), Ext::None),
+        ];
+        let p = win64(plan(t_i64s(3), w64_sret_ret(), args, 32));
+        let (x, y) = (-12i64, 99.0f64);
+        // SAFETY: w64_sret is Big3(int64_t, double), Win64: the buffer in
+        // rcx, handed back in rax.
+        let out = unsafe { run(&p, w64_sret as *const c_void, &[ptr(&x), ptr(&y)]) };
+        assert_eq!(out.seen, [x as u64, y.to_bits()]);
+        assert_eq!(out.ret[..24], *bytes_of(&Big3(-12, 99, -36)));
+        assert_eq!(out.ret[24..], [SENTINEL; 40]);
+        // SAFETY: as above, with a null rvalue.
+        let seen = unsafe { run_discarding(&p, w64_sret as *const c_void, &[ptr(&x), ptr(&y)]) };
+        assert_eq!(seen, [x as u64, y.to_bits()]);
+
+        // Arguments shifted one slot by the hidden pointer, into the stack.
+        let args = vec![
+            one(Type::i64(), Loc::Gpr(RDX), Ext::None),
+            one(Type::f64(), Loc::Vec(2), Ext::None),
+            one(Type::i32(), Loc::Gpr(R9), Ext::Sign),
+            one(Type::i64(), Loc::Stack(32), Ext::None),
+        ];
+        let p = win64(plan(t_i64s(4), w64_sret_ret(), args, 48));
+        let (z, w) = (-3i32, 1i64 << 62);
+        let ptrs = [ptr(&x), ptr(&y), ptr(&z), ptr(&w)];
+        // SAFETY: w64_sret_stack is Big4(int64_t, double, int32_t, int64_t).
+        let out = unsafe { run(&p, w64_sret_stack as *const c_void, &ptrs) };
+        assert_eq!(out.seen, [x as u64, y.to_bits(), -3i64 as u64, w as u64]);
+        assert_eq!(out.ret[..32], *bytes_of(&Big4(-12, 99, -3, 1 << 62)));
+    }
+
+    #[test]
+    fn win64_stub_variadic_doubles_in_both_registers() {
+        let dup = |t: Type, k: usize| {
+            let mut a = direct(
+                t.clone(),
+                vec![
+                    whole(&t, w64_slot(k, true), Ext::None),
+                    whole(&t, w64_slot(k, false), Ext::None),
+                ],
+            );
+            a.variadic = true;
+            a
+        };
+        let args = vec![
+            one(Type::i64(), Loc::Gpr(RCX), Ext::None),
+            dup(Type::f64(), 1),
+            dup(Type::f64(), 2),
+            one(Type::pointer(), Loc::Gpr(R9), Ext::None),
+        ];
+        let mut p = win64(mk(ret_i64(), args, 32));
+        p.fixed_args = Some(1);
+        let (a, b, c) = (-9i64, 1.5f64, -0.25f64);
+        for form in [EntryForm::Libffi, EntryForm::Packed] {
+            let s = stub(&p, form);
+            let mut seen = [0u64; 5];
+            let out_ptr = seen.as_mut_ptr();
+            let ptrs = [ptr(&a), ptr(&b), ptr(&c), ptr(&out_ptr)];
+            let packed = pack(&p, &ptrs);
+            let mut ret = RetBuf([SENTINEL; 64]);
+            let args: *const c_void = match form {
+                EntryForm::Libffi => ptrs.as_ptr().cast(),
+                EntryForm::Packed => packed.as_ptr().cast(),
+            };
+            // SAFETY: dup reads rcx, (xmm1, rdx), (xmm2, r8) and writes five
+            // words through r9, which points at `seen`.
+            unsafe { s(fnptr(jitffi_w64_dup), ret.0.as_mut_ptr().cast(), args) };
+            assert_eq!(
+                seen,
+                [a as u64, b.to_bits(), b.to_bits(), c.to_bits(), c.to_bits()],
+                "{form:?}"
+            );
+            if form == EntryForm::Libffi {
+                assert_eq!(u64_at(&ret.0, 0), 7);
+            }
+        }
+    }
+
+    #[test]
+    fn stub_saves_what_the_target_does_not_preserve() {
+        let f = fnptr(jitffi_emit_test_clobber_saved);
+        let gprs = |rs: &[u8]| -> Vec<Loc> { rs.iter().map(|&r| Loc::Gpr(r)).collect() };
+        // Every subset shape: nothing preserved (three extra pushes, an odd
+        // count), two extra pushes, rbx alone, rbp alone.
+        let saved_sets = [
+            vec![],
+            gprs(&[RBX, RBP, R12, R13]),
+            gprs(&[RBP, R12, R13, R14, R15]),
+            gprs(&[RBX, R12, R13, R14, R15]),
+            win64_saved()
+                .into_iter()
+                .filter(|l| *l != Loc::Gpr(R12))
+                .collect(),
+        ];
+        let x = 41i64;
+        let big = Big3(1, 2, 3);
+        let two = || {
+            vec![
+                one(Type::i64(), Loc::Gpr(RDI), Ext::None),
+                one(Type::u64(), Loc::Gpr(RSI), Ext::None),
+            ]
+        };
+        for saved in &saved_sets {
+            // The target wrecks exactly what the plan says it may.
+            let mask: u64 = SYSV_CALLEE_SAVED
+                .iter()
+                .enumerate()
+                .filter(|(_, &r)| !saved.contains(&Loc::Gpr(r)))
+                .map(|(k, _)| 1 << k)
+                .sum();
+            let mut with_copies = two();
+            with_copies.push(indirect(t_i64s(3), Loc::Gpr(RDX)));
+            with_copies.push(one(Type::i64(), Loc::Stack(0), Ext::None));
+            let shapes = [
+                mk(ret_i64(), two(), 0),
+                mk(ret_i64(), with_copies, 16),
+                // Would be a tail stub if the target kept its promises.
+                mk(void(), two(), 0),
+            ];
+            for mut p in shapes {
+                p.callee_saved = saved.clone();
+                let args = [ptr(&x), ptr(&mask), ptr(&big), ptr(&x)];
+                let args = &args[..p.args.len()];
+                for form in [EntryForm::Libffi, EntryForm::Packed] {
+                    let code = compile_call(&p, form).unwrap();
+                    assert!(
+                        !code.windows(4).any(|w| w == TAIL_JMP),
+                        "tail stub for\n{p}"
+                    );
+                    let s = stub(&p, form);
+                    let packed = pack(&p, args);
+                    let a: *const c_void = match form {
+                        EntryForm::Libffi => args.as_ptr().cast(),
+                        EntryForm::Packed => packed.as_ptr().cast(),
+                    };
+                    for mut rvalue in [RetBuf([0; 64]), RetBuf([1; 64])] {
+                        let r = if rvalue.0[0] == 0 {
+                            rvalue.0.as_mut_ptr()
+                        } else {
+                            std::ptr::null_mut()
+                        };
+                        // SAFETY: the guard calls the stub, which calls the
+                        // clobbering target with x in rdi, the mask in rsi.
+                        let mask = unsafe { jitffi_emit_test_guard(s, f, r.cast(), a) };
+                        assert_eq!(
+                            mask, 0,
+                            "{form:?}: clobbered mask {mask:#x} with {saved:?} in\n{p}"
+                        );
+                        if !r.is_null() && form == EntryForm::Libffi && p.ret.ty != Type::void() {
+                            assert_eq!(u64_at(&rvalue.0, 0), 42, "the result survives");
+                        }
+                    }
+                }
+                if p.ret.ty != Type::void() {
+                    // SAFETY: as above, through both forms.
+                    let out = unsafe { run(&p, f, args) };
+                    assert_eq!(u64_at(&out.ret, 0), 42);
+                }
+            }
+        }
+        // The packed form cannot both restore r13 and return a value in it.
+        let mut p = mk(ret_in(Type::i64(), Loc::Gpr(R13), Ext::None), vec![], 0);
+        p.callee_saved = vec![];
+        assert!(compile_call(&p, EntryForm::Libffi).is_ok());
+        match compile_call(&p, EntryForm::Packed) {
+            Err(Error::Assembly { reason }) => assert!(reason.contains("r13"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // A plan whose target keeps all of them needs none of this.
+        let mut p = mk(
+            ret_i64(),
+            vec![one(Type::i64(), Loc::Gpr(RDI), Ext::None)],
+            0,
+        );
+        let kept = compile_call(&p, EntryForm::Libffi).unwrap();
+        p.callee_saved = win64_saved();
+        assert_eq!(compile_call(&p, EntryForm::Libffi).unwrap(), kept);
+    }
+
+    #[test]
+    fn win64_stubs_refuse_pointers_in_the_shadow_space() {
+        let p = {
+            let mut p = win64(mk(void(), vec![indirect(t_i64s(3), Loc::Stack(32))], 48));
+            p.args[0].pass = ArgPass::Indirect {
+                pointer: Loc::Stack(8),
+            };
+            p
+        };
+        for form in [EntryForm::Libffi, EntryForm::Packed] {
+            assert!(compile_call(&p, form).is_err(), "{form:?}");
+        }
+        assert!(compile_closure_thunk(&p).is_err());
+    }
+
+    extern "win64" fn w64_i128(a: i128, b: i64) -> i128 {
+        record(&[a as u64, (a >> 64) as u64, b as u64]);
+        a * 3 + i128::from(b)
+    }
+
+    #[test]
+    fn win64_int128_comes_back_in_xmm0() {
+        let args = vec![
+            indirect(Type::i128(), Loc::Gpr(RCX)),
+            one(Type::i64(), Loc::Gpr(RDX), Ext::None),
+        ];
+        let p = win64(mk(ret_in(Type::i128(), Loc::Vec(0), Ext::None), args, 32));
+        let (a, b) = (-(1i128 << 100) + 12345, 77i64);
+        let ptrs = [ptr(&a), ptr(&b)];
+        let s = stub(&p, EntryForm::Libffi);
+        // 16-aligned and 8-aligned return buffers: all 16 bytes, no more.
+        for at in [0usize, 8] {
+            let mut r = RetBuf([SENTINEL; 64]);
+            take_seen();
+            // SAFETY: w64_i128 is __int128(__int128, int64_t), Win64; the
+            // buffer holds 16 bytes from `at`.
+            unsafe {
+                s(
+                    w64_i128 as *const c_void,
+                    r.0.as_mut_ptr().add(at).cast(),
+                    ptrs.as_ptr().cast(),
+                )
+            };
+            assert_eq!(take_seen(), [a as u64, (a >> 64) as u64, 77]);
+            assert_eq!(r.0[at..at + 16], (a * 3 + 77).to_le_bytes());
+            assert!(r.0[..at]
+                .iter()
+                .chain(&r.0[at + 16..])
+                .all(|&x| x == SENTINEL));
+        }
+        // The thunk hands all 16 bytes back in xmm0.
+        let reply = (a * 5).to_le_bytes();
+        let ctx = Ctx::new(&p, &reply);
+        let c = closure_for(&p, &ctx);
+        // SAFETY: __int128(__int128, int64_t), Win64.
+        let f: extern "win64" fn(i128, i64) -> i128 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(a, b), a * 5);
+        assert_eq!(
+            ctx.take().args,
+            [a.to_le_bytes().to_vec(), b.to_le_bytes().to_vec()]
+        );
+        let mut r = RetBuf([SENTINEL; 64]);
+        // SAFETY: the closure has the plan's signature.
+        unsafe { s(c.entry, r.0.as_mut_ptr().cast(), ptrs.as_ptr().cast()) };
+        assert_eq!(r.0[..16], reply);
+        assert_eq!(r.0[16..], [SENTINEL; 48]);
+    }
+
+    // ---- Win64 closure thunks -------------------------------------------
+
+    #[test]
+    fn win64_thunk_mixed_register_slots() {
+        let args = vec![
+            one(Type::i32(), Loc::Gpr(RCX), Ext::Sign),
+            one(Type::f64(), Loc::Vec(1), Ext::None),
+            one(Type::i64(), Loc::Gpr(R8), Ext::None),
+            one(Type::f32(), Loc::Vec(3), Ext::None),
+        ];
+        let p = win64(mk(ret_in(Type::f64(), Loc::Vec(0), Ext::None), args, 32));
+        let ctx = Ctx::new(&p, &6.5f64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        // SAFETY: double(int32_t, double, int64_t, float), Win64.
+        let f: extern "win64" fn(i32, f64, i64, f32) -> f64 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(-7, 0.375, 1 << 50, -2.5), 6.5);
+        let got = ctx.take();
+        assert_eq!(
+            got.args,
+            [
+                (-7i32).to_le_bytes().to_vec(),
+                0.375f64.to_le_bytes().to_vec(),
+                (1i64 << 50).to_le_bytes().to_vec(),
+                (-2.5f32).to_le_bytes().to_vec(),
+            ]
+        );
+        assert_eq!((got.calls, got.cif), (1, CIF_MARK));
+    }
+
+    #[test]
+    fn win64_thunk_stack_arguments() {
+        let p = w64_eight_plan();
+        let ctx = Ctx::new(&p, &(-77i64).to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        type F8 = extern "win64" fn(i64, f64, i32, u8, i64, f32, i16, f64) -> i64;
+        // SAFETY: the plan's signature, Win64.
+        let f: F8 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(-1, 2.5, -3, 0xF4, i64::MIN + 5, 6.25, -7, -8.5), -77);
+        let got = ctx.take();
+        assert_eq!(
+            got.args,
+            [
+                (-1i64).to_le_bytes().to_vec(),
+                2.5f64.to_le_bytes().to_vec(),
+                (-3i32).to_le_bytes().to_vec(),
+                vec![0xF4],
+                (i64::MIN + 5).to_le_bytes().to_vec(),
+                6.25f32.to_le_bytes().to_vec(),
+                (-7i16).to_le_bytes().to_vec(),
+                (-8.5f64).to_le_bytes().to_vec(),
+            ]
+        );
+        // Stack arguments are read in place, one slot apart, above the
+        // thunk's frame.
+        for k in 5..8 {
+            assert_eq!(got.ptrs[k], got.ptrs[4] + 8 * (k - 4));
+        }
+        assert!(got.ptrs[4] > got.rvalue);
+    }
+
+    #[test]
+    fn win64_thunk_aggregates_by_reference() {
+        let p = w64_by_ref_plan();
+        let ctx = Ctx::new(&p, &123i64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        let (b, s, d) = (
+            Big3(10, -20, 1 << 40),
+            S3(0xC1, 0xC2, 0xC3),
+            Big4(7, 8, 9, -10),
+        );
+        let want = [
+            5i64.to_le_bytes().to_vec(),
+            bytes_of(&b).to_vec(),
+            0.5f64.to_le_bytes().to_vec(),
+            bytes_of(&s).to_vec(),
+            bytes_of(&d).to_vec(),
+        ];
+        // Rust makes the copies and passes their addresses.
+        // SAFETY: int64_t(int64_t, Big3, double, S3, Big4), Win64.
+        let f: extern "win64" fn(i64, Big3, f64, S3, Big4) -> i64 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(5, b, 0.5, s, d), 123);
+        assert_eq!(ctx.take().args, want);
+        // The handler gets the caller's pointers themselves.
+        type ByPtr = extern "win64" fn(i64, *const Big3, f64, *const S3, *const Big4) -> i64;
+        // SAFETY: the same signature with the references spelled out.
+        let f: ByPtr = unsafe { as_fn(c.entry) };
+        assert_eq!(f(5, &b, 0.5, &s, &d), 123);
+        let got = ctx.take();
+        assert_eq!(got.args, want);
+        assert_eq!(got.ptrs[1], &b as *const Big3 as usize);
+        assert_eq!(got.ptrs[3], &s as *const S3 as usize);
+        assert_eq!(got.ptrs[4], &d as *const Big4 as usize);
+    }
+
+    #[test]
+    fn win64_thunk_small_structs_by_value() {
+        let p = w64_small_plan();
+        let reply = P8(-123, 456);
+        let ctx = Ctx::new(&p, bytes_of(&reply));
+        let c = closure_for(&p, &ctx);
+        let (a, b, s4, d, e) = (
+            P1(0xE1),
+            P2(0xE2, 0xE3),
+            P4(0xBEEF, 0x0123),
+            P8(-5, 1 << 30),
+            P8(1000, -1),
+        );
+        // SAFETY: P8(P1, P2, P4, P8, P8), Win64.
+        let f: extern "win64" fn(P1, P2, P4, P8, P8) -> P8 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(a, b, s4, d, e), reply);
+        assert_eq!(
+            ctx.take().args,
+            [
+                bytes_of(&a).to_vec(),
+                bytes_of(&b).to_vec(),
+                bytes_of(&s4).to_vec(),
+                bytes_of(&d).to_vec(),
+                bytes_of(&e).to_vec(),
+            ]
+        );
+    }
+
+    #[test]
+    fn win64_thunk_sret() {
+        let args = vec![
+            one(Type::i64(), Loc::Gpr(RDX), Ext::None),
+            one(Type::f64(), Loc::Vec(2), Ext::None),
+        ];
+        let p = win64(plan(t_i64s(3), w64_sret_ret(), args, 32));
+        let want = Big3(1, -2, i64::MAX);
+        let ctx = Ctx::new(&p, bytes_of(&want));
+        let c = closure_for(&p, &ctx);
+        // SAFETY: Big3(int64_t, double), Win64.
+        let f: extern "win64" fn(i64, f64) -> Big3 = unsafe { as_fn(c.entry) };
+        assert_eq!(f(8, 0.5), want);
+        let got = ctx.take();
+        assert_eq!(
+            got.args,
+            [8i64.to_le_bytes().to_vec(), 0.5f64.to_le_bytes().to_vec()]
+        );
+        // The hidden pointer in rcx passes through and comes back in rax.
+        type Sret = extern "win64" fn(*mut Big3, i64, f64) -> *mut Big3;
+        // SAFETY: the same signature with the hidden pointer spelled out.
+        let f: Sret = unsafe { as_fn(c.entry) };
+        let mut out = Big3(0, 0, 0);
+        assert_eq!(f(&mut out, 9, 1.5), &mut out as *mut Big3);
+        assert_eq!(out, want);
+        let got = ctx.take();
+        assert_eq!(got.rvalue, &out as *const Big3 as usize);
+        assert_eq!(got.args[0], 9i64.to_le_bytes());
+    }
+
+    #[test]
+    fn win64_thunk_variadic_doubles_from_both_registers() {
+        let dup = |k: usize| {
+            let t = Type::f64();
+            let mut a = direct(
+                t.clone(),
+                vec![
+                    whole(&t, w64_slot(k, false), Ext::None),
+                    whole(&t, w64_slot(k, true), Ext::None),
+                ],
+            );
+            a.variadic = true;
+            a
+        };
+        let mut args = vec![one(Type::i64(), Loc::Gpr(RCX), Ext::None)];
+        args.extend((1..4).map(dup));
+        args.push(one(Type::f64(), Loc::Stack(32), Ext::None));
+        args[4].variadic = true;
+        let mut p = win64(mk(ret_i64(), args, 48));
+        p.fixed_args = Some(1);
+        let ctx = Ctx::new(&p, &11u64.to_le_bytes());
+        let c = closure_for(&p, &ctx);
+        let d = [0.5f64, -1.25, 3e100, 7.0];
+        let regs = [44, d[0].to_bits(), d[1].to_bits(), d[2].to_bits()];
+        // SAFETY: the closure reads rcx, three doubles each in an integer
+        // and a vector register, and one stack slot.
+        let (mask, out) = unsafe { w64_guard(c.entry, regs, &[d[3].to_bits()]) };
+        assert_eq!((mask, out[0]), (0, 11));
+        let got = ctx.take();
+        let want: Vec<Vec<u8>> = std::iter::once(44u64.to_le_bytes().to_vec())
+            .chain(d.iter().map(|v| v.to_le_bytes().to_vec()))
+            .collect();
+        assert_eq!(got.args, want);
+    }
+
+    #[test]
+    fn win64_thunk_preserves_rsi_rdi_and_xmm6_to_xmm15() {
+        let args4 = vec![
+            one(Type::i64(), Loc::Gpr(RCX), Ext::None),
+            one(Type::f64(), Loc::Vec(1), Ext::None),
+            one(Type::i32(), Loc::Gpr(R8), Ext::Sign),
+            one(Type::f32(), Loc::Vec(3), Ext::None),
+        ];
+        let mut six = args4.clone();
+        six[1] = indirect(t_i64s(3), Loc::Gpr(RDX));
+        six.push(one(Type::i64(), Loc::Stack(32), Ext::None));
+        six.push(indirect(u8s(40), Loc::Stack(40)));
+        let cases = [
+            win64(mk(void(), vec![], 32)),
+            win64(mk(ret_i64(), args4.clone(), 32)),
+            win64(mk(ret_in(Type::f64(), Loc::Vec(0), Ext::None), vec![], 32)),
+            win64(plan(t_i64s(3), w64_sret_ret(), vec![], 32)),
+            win64(mk(ret_i64(), six, 48)),
+        ];
+        let big = Big3(1, 2, 3);
+        let s40 = S40(pattern(3));
+        let mut sret_buf = Big3(0, 0, 0);
+        let sret_at = &mut sret_buf as *mut Big3 as u64;
+        for p in &cases {
+            let mut calls = 0u64;
+            let c = closure(
+                p,
+                jitffi_w64_clobber_handler,
+                (&mut calls as *mut u64).cast(),
+            );
+            let sret = matches!(p.ret.pass, RetPass::Indirect { .. });
+            let regs = [
+                if sret { sret_at } else { 1 },
+                &big as *const Big3 as u64,
+                3,
+                4,
+            ];
+            let stack = [5, &s40 as *const S40 as u64];
+            // SAFETY: every plan reads at most these registers and two
+            // stack slots, pointers where it expects pointers; the handler
+            // writes 8 bytes of the return value.
+            let (mask, out) = unsafe { w64_guard(c.entry, regs, &stack) };
+            assert_eq!(mask, 0, "clobbered mask {mask:#x} in\n{p}");
+            assert_eq!(calls, 1);
+            match &p.ret.pass {
+                RetPass::Indirect { .. } => {
+                    assert_eq!(out[0], sret_at);
+                    assert_eq!(sret_buf.0 as u64, 0x0123_4567_89AB_CDEF);
+                }
+                RetPass::Direct(pieces) if pieces[0].loc == Loc::Vec(0) => {
+                    assert_eq!(out[1], 0x0123_4567_89AB_CDEF)
+                }
+                RetPass::Direct(_) => assert_eq!(out[0], 0x0123_4567_89AB_CDEF),
+                RetPass::Void => {}
+            }
+        }
+        // The same thunk built for a caller with SysV's expectations leaves
+        // them to the handler: the test sees the damage.
+        let mut p = cases[1].clone();
+        p.callee_saved = [RBX, RBP, R12, R13, R14, R15]
+            .iter()
+            .map(|&r| Loc::Gpr(r))
+            .collect();
+        let mut calls = 0u64;
+        let c = closure(
+            &p,
+            jitffi_w64_clobber_handler,
+            (&mut calls as *mut u64).cast(),
+        );
+        // SAFETY: as above.
+        let (mask, _) = unsafe { w64_guard(c.entry, [1, 2, 3, 4], &[]) };
+        assert_eq!(mask, 0x3FFC0, "rsi, rdi and xmm6-15 clobbered");
+    }
+
+    #[test]
+    fn win64_thunk_saves_cost_nothing_for_sysv_and_are_refused_when_contradictory() {
+        let p = mk(
+            ret_i64(),
+            vec![one(Type::i64(), Loc::Gpr(RDI), Ext::None)],
+            0,
+        );
+        let sysv = compile_closure_thunk(&p).unwrap();
+        let mut w = p.clone();
+        w.callee_saved = win64_saved();
+        let saving = compile_closure_thunk(&w).unwrap();
+        // Two GPR and ten 16-byte saves and restores.
+        assert!(
+            saving.len() > sysv.len() + 24 * 5,
+            "{} vs {}",
+            saving.len(),
+            sysv.len()
+        );
+        // movaps [rsp + d8], xmm6 / movaps xmm6, [rsp + d8]
+        assert!(saving.windows(3).any(|x| x == [0x0F, 0x29, 0x74]));
+        assert!(saving.windows(3).any(|x| x == [0x0F, 0x28, 0x74]));
+        let refuse = |p: &CallPlan, what: &str| match compile_closure_thunk(p) {
+            Err(Error::Assembly { reason }) => {
+                assert!(reason.contains(what), "{reason:?} lacks {what:?}")
+            }
+            other => panic!("expected a refusal mentioning {what:?}, got {other:?}"),
+        };
+        let mut bad = w.clone();
+        bad.callee_saved.push(Loc::Gpr(RAX));
+        refuse(&bad, "both a return register and callee-saved");
+        let mut bad = w.clone();
+        bad.callee_saved.push(Loc::Gpr(R11));
+        refuse(&bad, "r11");
+        let mut bad = w.clone();
+        bad.callee_saved.push(Loc::Vec(16));
+        refuse(&bad, "preserve");
+        let mut bad = w;
+        bad.callee_saved.push(Loc::Stack(0));
+        refuse(&bad, "preserve");
+    }
+
+    // ---- Win64 round trips ------------------------------------------------
+
+    #[test]
+    fn win64_round_trip_hand_built_plans() {
+        let mut plans = vec![
+            w64_eight_plan(),
+            w64_by_ref_plan(),
+            w64_small_plan(),
+            win64(mk(void(), vec![], 32)),
+            win64(plan(
+                t_i64s(4),
+                w64_sret_ret(),
+                vec![
+                    one(Type::i64(), Loc::Gpr(RDX), Ext::None),
+                    indirect(u8s(13), Loc::Gpr(R8)),
+                    one(Type::f32(), Loc::Vec(3), Ext::None),
+                    indirect(t_i64s(5), Loc::Stack(32)),
+                    one(Type::u16(), Loc::Stack(40), Ext::Zero),
+                ],
+                48,
+            )),
+            // Indirect arguments in every register slot.
+            win64(mk(
+                ret_in(Type::i32(), Loc::Gpr(RAX), Ext::Sign),
+                (0..4)
+                    .map(|k| indirect(u8s(3 + 10 * k), w64_slot(k, false)))
+                    .collect(),
+                32,
+            )),
+        ];
+        let pool = type_pool();
+        let mut rets = pool.clone();
+        rets.extend([
+            Type::void(),
+            t_i64s(4),
+            u8s(3),
+            u8s(6),
+            t_p1(),
+            t_p2(),
+            t_p8(),
+        ]);
+        let mut rng = Rng(0x0064_0064);
+        for _ in 0..300 {
+            let n = rng.below(12);
+            let args: Vec<Type> = (0..n)
+                .map(|_| pool[rng.below(pool.len())].clone())
+                .collect();
+            let ret = rets[rng.below(rets.len())].clone();
+            let fixed = (n > 0 && rng.below(4) == 0).then(|| rng.below(n) + 1);
+            plans.push(w64_classify(&ret, &args, fixed));
+        }
+        for (k, p) in plans.iter().enumerate() {
+            for seed in 0..2 {
+                round_trip(p, 7000 * k as u64 + seed);
+            }
+        }
+    }
+
+    /// Prints Win64 stub and thunk sizes (`--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn report_win64_sizes() {
+        let dd = Type::structure([Type::f64(), Type::f64()]).unwrap();
+        let cases: [(&str, Type, Vec<Type>); 7] = [
+            ("S1 void(void)", Type::void(), vec![]),
+            ("S2 int(int,int)", Type::i32(), vec![Type::i32(); 2]),
+            ("S3 double(4 x double)", Type::f64(), vec![Type::f64(); 4]),
+            ("S4 int64(8 x int64)", Type::i64(), vec![Type::i64(); 8]),
+            ("S6 {dd}({dd},{dd})", dd.clone(), vec![dd.clone(), dd]),
+            ("S7 {i64x4}({i64x4})", t_i64s(4), vec![t_i64s(4)]),
+            ("S8 int(16 x int)", Type::i32(), vec![Type::i32(); 16]),
+        ];
+        for (name, ret, args) in cases {
+            let p = w64_classify(&ret, &args, None);
+            let raw = compile_call(&p, EntryForm::Libffi).unwrap().len();
+            let packed = compile_call(&p, EntryForm::Packed).unwrap().len();
+            let thunk = compile_closure_thunk(&p).unwrap().len();
+            let sysv = crate::classify::classify(Abi::SysV64, &ret, &args, None).unwrap();
+            let sysv_thunk = compile_closure_thunk(&sysv).unwrap().len();
+            eprintln!(
+                "win64 {name}: libffi form {raw} bytes, packed form {packed} bytes, \
+                 thunk {thunk} bytes (sysv thunk {sysv_thunk})"
+            );
         }
     }
 }
