@@ -7,3 +7,5 @@ pub mod bench_stubs;
 pub mod capture;
 pub mod discipline;
 pub mod oracles;
+pub mod win64;
+pub mod win64_bench;

@@ -25,18 +25,20 @@ pub fn config() -> Criterion {
 /// A prepared libffi cif. The argument type list is leaked; the types must
 /// outlive the cif too (libffi's statics, or leaked trees).
 pub fn libffi_cif(ret: *mut ffi_type, args: &[*mut ffi_type]) -> Box<ffi_cif> {
+    libffi_cif_with_abi(ffi::ffi_abi_FFI_DEFAULT_ABI, ret, args)
+}
+
+/// [`libffi_cif`] for libffi's calling convention `abi` (such as
+/// `ffi_abi_FFI_WIN64`).
+pub fn libffi_cif_with_abi(
+    abi: ffi::ffi_abi,
+    ret: *mut ffi_type,
+    args: &[*mut ffi_type],
+) -> Box<ffi_cif> {
     let mut cif = Box::<ffi_cif>::default();
     let atypes = Box::leak(args.to_vec().into_boxed_slice()).as_mut_ptr();
     // SAFETY: per the contract the types outlive the cif; the list is leaked.
-    let status = unsafe {
-        ffi::ffi_prep_cif(
-            &mut *cif,
-            ffi::ffi_abi_FFI_DEFAULT_ABI,
-            args.len() as u32,
-            ret,
-            atypes,
-        )
-    };
+    let status = unsafe { ffi::ffi_prep_cif(&mut *cif, abi, args.len() as u32, ret, atypes) };
     assert_eq!(status, ffi::ffi_status_FFI_OK, "ffi_prep_cif");
     cif
 }

@@ -151,12 +151,24 @@ pub struct LibffiCif {
     cif: Box<ffi_cif>,
     _types: FfiTypes,
     atypes: Box<[*mut ffi_type]>,
+    abi: ffi::ffi_abi,
 }
 
 impl LibffiCif {
     /// `ffi_prep_cif` (`ffi_prep_cif_var` with `fixed`) for the signature;
     /// `Err` when libffi cannot describe a type or refuses the signature.
     pub fn new(ret: &Type, args: &[Type], fixed: Option<usize>) -> Result<LibffiCif, String> {
+        LibffiCif::with_abi(ffi::ffi_abi_FFI_DEFAULT_ABI, ret, args, fixed)
+    }
+
+    /// [`LibffiCif::new`] for libffi's calling convention `abi` (such as
+    /// `ffi_abi_FFI_WIN64`) instead of the default one.
+    pub fn with_abi(
+        abi: ffi::ffi_abi,
+        ret: &Type,
+        args: &[Type],
+        fixed: Option<usize>,
+    ) -> Result<LibffiCif, String> {
         let mut types = FfiTypes::default();
         let rtype = types
             .describe(ret)
@@ -176,21 +188,10 @@ impl LibffiCif {
         // returned, as long as the cif.
         let status = unsafe {
             match fixed {
-                Some(f) => ffi::ffi_prep_cif_var(
-                    &mut *cif,
-                    ffi::ffi_abi_FFI_DEFAULT_ABI,
-                    f as u32,
-                    n,
-                    rtype,
-                    atypes.as_mut_ptr(),
-                ),
-                None => ffi::ffi_prep_cif(
-                    &mut *cif,
-                    ffi::ffi_abi_FFI_DEFAULT_ABI,
-                    n,
-                    rtype,
-                    atypes.as_mut_ptr(),
-                ),
+                Some(f) => {
+                    ffi::ffi_prep_cif_var(&mut *cif, abi, f as u32, n, rtype, atypes.as_mut_ptr())
+                }
+                None => ffi::ffi_prep_cif(&mut *cif, abi, n, rtype, atypes.as_mut_ptr()),
             }
         };
         if status != ffi::ffi_status_FFI_OK {
@@ -200,6 +201,7 @@ impl LibffiCif {
             cif,
             _types: types,
             atypes,
+            abi,
         })
     }
 
@@ -210,7 +212,17 @@ impl LibffiCif {
         args: &[Type],
         fixed: Option<usize>,
     ) -> Result<LibffiCif, String> {
-        let l = LibffiCif::new(ret, args, fixed)?;
+        LibffiCif::with_abi_checked(ffi::ffi_abi_FFI_DEFAULT_ABI, ret, args, fixed)
+    }
+
+    /// [`LibffiCif::new_checked`] for libffi's calling convention `abi`.
+    pub fn with_abi_checked(
+        abi: ffi::ffi_abi,
+        ret: &Type,
+        args: &[Type],
+        fixed: Option<usize>,
+    ) -> Result<LibffiCif, String> {
+        let l = LibffiCif::with_abi(abi, ret, args, fixed)?;
         for (i, a) in args.iter().enumerate() {
             let (size, align, _) = l.arg_layout(i);
             if (size, align) != (a.size(), a.align()) {
@@ -245,7 +257,7 @@ impl LibffiCif {
                     n += 1;
                 }
                 offsets = vec![0usize; n];
-                ffi::ffi_get_struct_offsets(ffi::ffi_abi_FFI_DEFAULT_ABI, t, offsets.as_mut_ptr());
+                ffi::ffi_get_struct_offsets(self.abi, t, offsets.as_mut_ptr());
             }
             ((*t).size, (*t).alignment as usize, offsets)
         }
