@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use jitffi::classify::classify;
 use jitffi::closure::{Args, Ret};
-use jitffi::plan::{Loc, RetPass};
+use jitffi::plan::RetPass;
 use jitffi::{Abi, Cif, Closure, RawClosure, Type, TypeKind};
 use jitffi_oracle::discipline::{self, clobbered};
 use jitffi_oracle::oracles::Record;
@@ -455,8 +455,18 @@ fn run_case(case: &Case, abi: Abi, mode: Mode, seed: u64) -> Vec<String> {
             }
             let packed_before = packed.bytes().to_vec();
             // SAFETY: as for call_raw, with the arguments at the packed
-            // offsets of a 16-aligned buffer of `packed_size` bytes.
-            unsafe { call_packed(&cif, case.func, ret_jit.ptr(), packed.ptr()) };
+            // offsets of a 16-aligned buffer of `packed_size` bytes. The
+            // capture shim saves whole xmm registers, so an `__int128` in
+            // xmm0 comes back complete.
+            unsafe {
+                native_ret::call_packed_into(
+                    cif.plan(),
+                    cif.packed_entry() as *const c_void,
+                    case.func,
+                    ret_jit.ptr(),
+                    packed.ptr(),
+                )
+            };
             if packed.bytes() != packed_before {
                 errs.push("the packed argument buffer was modified".into());
             }
@@ -496,47 +506,6 @@ fn run_case(case: &Case, abi: Abi, mode: Mode, seed: u64) -> Vec<String> {
         }
     }
     errs
-}
-
-/// Calls `f` through the packed stub of `cif` and stores the result at
-/// `rvalue` as the libffi form would: through `support/native_ret.rs`,
-/// except for a result in a whole xmm register (`__int128`), whose upper
-/// half `native_ret` cannot see.
-///
-/// # Safety
-/// As for [`native_ret::call_packed_into`].
-unsafe fn call_packed(cif: &Cif, f: *const c_void, rvalue: *mut c_void, args: *mut c_void) {
-    let stub = cif.packed_entry() as *const c_void;
-    let wide = match &cif.plan().ret.pass {
-        RetPass::Direct(p) => p.iter().any(|p| matches!(p.loc, Loc::Vec(_)) && p.size > 8),
-        _ => false,
-    };
-    if !wide {
-        // SAFETY: forwarded.
-        unsafe { native_ret::call_packed_into(cif.plan(), stub, f, rvalue, args) };
-        return;
-    }
-    // SAFETY: forwarded.
-    let regs = unsafe { w64::capture_packed(stub, f, rvalue, args) };
-    let RetPass::Direct(pieces) = &cif.plan().ret.pass else {
-        unreachable!()
-    };
-    for p in pieces {
-        let reg: &[u8] = match p.loc {
-            Loc::Vec(0) => &regs.xmm0,
-            Loc::Vec(1) => &regs.xmm1,
-            other => panic!("a wide return with a piece in {other:?}"),
-        };
-        let n = (p.size as usize).min(16);
-        // SAFETY: rvalue holds the whole return value.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                reg.as_ptr(),
-                rvalue.cast::<u8>().add(p.offset as usize),
-                n,
-            )
-        };
-    }
 }
 
 const SEEDS: [u64; 3] = [1, 2, 3];

@@ -98,16 +98,31 @@ pub fn reset() {
 
 /// A copy of this thread's record.
 pub fn record() -> Record {
+    // SAFETY: these are the accessors of the SysV oracles' record.
+    unsafe { read_record(oracle_arg_count, oracle_call_count, oracle_arg_bytes) }
+}
+
+/// A copy of this thread's record through one C file's accessors
+/// (`ORACLE_RECORD_API` in `c/oracle_common.h`).
+///
+/// # Safety
+/// The three functions are the `_arg_count`, `_call_count` and
+/// `_arg_bytes` of one record.
+pub(crate) unsafe fn read_record(
+    arg_count: unsafe extern "C" fn() -> c_int,
+    call_count: unsafe extern "C" fn() -> u64,
+    arg_bytes: unsafe extern "C" fn(c_int, *mut usize) -> *const u8,
+) -> Record {
     // SAFETY: the accessors read the calling thread's record; sizes are
     // clamped to the slot so a poisoned record cannot overrun it.
     unsafe {
-        let count = oracle_arg_count();
-        let calls = oracle_call_count();
+        let count = arg_count();
+        let calls = call_count();
         let n = usize::try_from(count).unwrap_or(0).min(MAX_ARGS);
         let args = (0..n)
             .map(|i| {
                 let mut size = 0usize;
-                let p = oracle_arg_bytes(i as c_int, &mut size);
+                let p = arg_bytes(i as c_int, &mut size);
                 std::slice::from_raw_parts(p, size.min(SLOT)).to_vec()
             })
             .collect();

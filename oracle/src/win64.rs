@@ -60,21 +60,8 @@ pub fn reset() {
 
 /// A copy of this thread's Win64 record.
 pub fn record() -> Record {
-    // SAFETY: the accessors read the calling thread's record; sizes are
-    // clamped to the slot so a poisoned record cannot overrun it.
-    unsafe {
-        let count = win64_arg_count();
-        let calls = win64_call_count();
-        let n = usize::try_from(count).unwrap_or(0).min(MAX_ARGS);
-        let args = (0..n)
-            .map(|i| {
-                let mut size = 0usize;
-                let p = win64_arg_bytes(i as c_int, &mut size);
-                std::slice::from_raw_parts(p, size.min(SLOT)).to_vec()
-            })
-            .collect();
-        Record { calls, count, args }
-    }
+    // SAFETY: these are the accessors of the Win64 oracles' record.
+    unsafe { crate::oracles::read_record(win64_arg_count, win64_call_count, win64_arg_bytes) }
 }
 
 /// A Microsoft x64 call made by [`call_checked`]: register and stack
@@ -147,53 +134,6 @@ extern "C" {
     /// is the only stack word): `{a1 ^ a3, a2 - a3, a1 + a2}`; trashes as
     /// [`win64_clobber`].
     pub fn win64_clobber_sret();
-}
-
-/// The registers a Win64 result can come back in, whole (the packed form
-/// returns in the callee's registers; `capture::NativeRegs` keeps only the
-/// low half of each xmm register, and gcc returns `__int128` in all of
-/// `xmm0`).
-#[repr(C, align(16))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ResultRegs {
-    /// `rax`.
-    pub rax: u64,
-    /// `rdx`.
-    pub rdx: u64,
-    /// `xmm0`, all 16 bytes.
-    pub xmm0: [u8; 16],
-    /// `xmm1`, all 16 bytes.
-    pub xmm1: [u8; 16],
-}
-
-extern "C" {
-    fn win64_capture_packed(
-        stub: *const c_void,
-        func: *const c_void,
-        rvalue: *mut c_void,
-        args: *const c_void,
-        out: *mut ResultRegs,
-    );
-}
-
-/// Calls the packed stub `stub(func, rvalue, args)` and returns the result
-/// registers as it left them.
-///
-/// # Safety
-/// As for calling the stub directly: `stub` is a packed-form stub, `func`
-/// a function of its signature, `args` its argument buffer, `rvalue` valid
-/// for a result returned in memory.
-pub unsafe fn capture_packed(
-    stub: *const c_void,
-    func: *const c_void,
-    rvalue: *mut c_void,
-    args: *const c_void,
-) -> ResultRegs {
-    let mut out = ResultRegs::default();
-    // SAFETY: forwarded to the caller's contract; the assembly writes only
-    // `out`.
-    unsafe { win64_capture_packed(stub, func, rvalue, args, &mut out) };
-    out
 }
 
 /// What [`win64_clobber`] returns for `a1..a5`.
