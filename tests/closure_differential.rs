@@ -57,8 +57,8 @@ use std::ptr;
 use std::time::Instant;
 
 use jitffi::plan::{ArgPass, Loc, RetPass};
-use jitffi::{Cif, Closure, RawClosure, Type, TypeKind};
-use libffi::raw::{self as ffi, ffi_cif, ffi_closure};
+use jitffi::{Cif, Type, TypeKind};
+use libffi::raw as ffi;
 
 #[path = "support/randsig.rs"]
 mod randsig;
@@ -85,7 +85,12 @@ mod native_ret;
 #[path = "support/shapes.rs"]
 mod shapes;
 
-use shapes::{hex, is_narrow_int, mask, ret_mask};
+use shapes::{hex, is_narrow_int, mask};
+
+#[path = "support/closure_diff.rs"]
+mod closure_diff;
+
+use closure_diff::{digits, raw_handler, Probe, RetBuf, RvalueRule, Subject};
 
 // ---------------------------------------------------------------------------
 // Types
@@ -229,332 +234,6 @@ fn describe(ret: &Type, args: &[Type], fixed: Option<usize>) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// The handler
-
-/// What a closure's handler does and saw.
-struct Probe {
-    /// The closure's argument types, as the handler reads them.
-    sizes: Vec<usize>,
-    /// What the handler may expect of `rvalue`; it fills `rule.room`
-    /// bytes with garbage before writing the value.
-    rule: RvalueRule,
-    /// Exactly what the handler then writes at `rvalue`.
-    ret_write: Vec<u8>,
-    calls: u32,
-    received: Vec<Vec<u8>>,
-    addrs: Vec<usize>,
-    rvalue: usize,
-    cif: usize,
-    user_data: usize,
-    /// The return buffer the caller passed (not the handler's doing; for
-    /// messages).
-    caller_rvalue: usize,
-    /// The argument count `Args::len` reported (Rust handlers).
-    len_seen: Option<usize>,
-    stack_misaligned: bool,
-}
-
-const RET_GARBAGE: u8 = 0xa5;
-
-/// The return buffer a handler is promised.
-#[derive(Clone, Copy, Debug, Default)]
-struct RvalueRule {
-    /// Bytes the handler may write.
-    room: usize,
-    /// Alignment of `rvalue`.
-    align: usize,
-    /// `rvalue` must be the caller's buffer when the caller passed one.
-    callers: bool,
-}
-
-impl RvalueRule {
-    /// jitffi's (`RawHandler`'s docs): the caller's buffer, exactly the
-    /// type's size and aligned for it, for a value returned in memory;
-    /// otherwise the thunk's own, 16-aligned, at least 16 bytes and the
-    /// type's size.
-    fn jitffi(cif: &Cif) -> RvalueRule {
-        let ret = cif.ret();
-        if ret.is_void() {
-            RvalueRule::default()
-        } else if matches!(cif.plan().ret.pass, RetPass::Indirect { .. }) {
-            RvalueRule {
-                room: ret.size(),
-                align: ret.align(),
-                callers: true,
-            }
-        } else {
-            RvalueRule {
-                room: ret.size().max(16),
-                align: 16,
-                callers: false,
-            }
-        }
-    }
-
-    /// libffi's: `max(sizeof(ffi_arg), size)` bytes aligned for the type.
-    fn libffi(ret: &Type) -> RvalueRule {
-        if ret.is_void() {
-            RvalueRule::default()
-        } else {
-            RvalueRule {
-                room: ret.size().max(8),
-                align: ret.align(),
-                callers: false,
-            }
-        }
-    }
-}
-
-impl Probe {
-    fn new(
-        ret: &Type,
-        args: &[Type],
-        ret_value: &[u8],
-        widen: bool,
-        rule: RvalueRule,
-    ) -> Box<Probe> {
-        let ret_write = if widen && is_narrow_int(ret) {
-            shapes::widen(ret, ret_value)
-        } else {
-            ret_value.to_vec()
-        };
-        Box::new(Probe {
-            sizes: args.iter().map(Type::size).collect(),
-            rule,
-            ret_write,
-            calls: 0,
-            received: vec![Vec::new(); args.len()],
-            addrs: vec![0; args.len()],
-            rvalue: 0,
-            cif: 0,
-            user_data: 0,
-            caller_rvalue: 0,
-            len_seen: None,
-            stack_misaligned: false,
-        })
-    }
-
-    fn arm(&mut self) {
-        self.calls = 0;
-        self.received.iter_mut().for_each(Vec::clear);
-        self.addrs.fill(0);
-        self.rvalue = 0;
-        self.cif = 0;
-        self.user_data = 0;
-        self.caller_rvalue = 0;
-        self.len_seen = None;
-        self.stack_misaligned = false;
-    }
-}
-
-#[repr(C, align(16))]
-struct Aligned16([u8; 16]);
-
-/// The body of every handler.
-///
-/// # Safety
-/// `arg(i)` must be readable for `p.sizes[i]` bytes and `rvalue` writable
-/// for `p.rule.room` bytes.
-#[inline(never)]
-unsafe fn observe(
-    p: &mut Probe,
-    cif: usize,
-    rvalue: *mut c_void,
-    user_data: usize,
-    len_seen: Option<usize>,
-    arg: impl Fn(usize) -> *mut c_void,
-) {
-    // A frame entered with a misaligned stack places this 16-aligned local
-    // off by 8 (the compiler assumes the ABI's alignment and never checks).
-    // Left uninitialised: storing to it could itself fault when misaligned.
-    let local = std::mem::MaybeUninit::<Aligned16>::uninit();
-    p.stack_misaligned |= std::hint::black_box(local.as_ptr()) as usize % 16 != 0;
-    p.calls += 1;
-    p.cif = cif;
-    p.user_data = user_data;
-    p.len_seen = len_seen;
-    p.rvalue = rvalue as usize;
-    for i in 0..p.sizes.len() {
-        let a = arg(i);
-        p.addrs[i] = a as usize;
-        // SAFETY: per the contract, `a` is readable for the argument's size.
-        let bytes = unsafe { std::slice::from_raw_parts(a.cast::<u8>(), p.sizes[i]) };
-        p.received[i].clear();
-        p.received[i].extend_from_slice(bytes);
-    }
-    // SAFETY: per the contract, `rvalue` holds `room >= ret_write.len()`
-    // writable bytes.
-    unsafe {
-        ptr::write_bytes(rvalue.cast::<u8>(), RET_GARBAGE, p.rule.room);
-        ptr::copy_nonoverlapping(p.ret_write.as_ptr(), rvalue.cast(), p.ret_write.len());
-    }
-}
-
-/// The handler of jitffi `RawClosure`s.
-unsafe extern "C" fn raw_handler(
-    cif: *const c_void,
-    rvalue: *mut c_void,
-    args: *const *mut c_void,
-    user_data: *mut c_void,
-) {
-    // SAFETY: `user_data` is this closure's Probe, used by no one else
-    // during the call; the thunk passes one valid pointer per argument and
-    // a return buffer of at least max(8, size) bytes (RawHandler's contract).
-    unsafe {
-        observe(
-            &mut *user_data.cast::<Probe>(),
-            cif as usize,
-            rvalue,
-            user_data as usize,
-            None,
-            |i| *args.add(i),
-        )
-    }
-}
-
-/// The handler of libffi closures (the harness's self-check).
-unsafe extern "C" fn libffi_handler(
-    cif: *mut ffi_cif,
-    rvalue: *mut c_void,
-    args: *mut *mut c_void,
-    user_data: *mut c_void,
-) {
-    // SAFETY: libffi's contract is `RawHandler`'s, with its own pointer
-    // types.
-    unsafe {
-        raw_handler(
-            cif.cast_const().cast(),
-            rvalue,
-            args.cast_const(),
-            user_data,
-        )
-    }
-}
-
-/// A Probe for a Rust closure handler.
-#[derive(Clone, Copy)]
-struct ProbeRef(*mut Probe);
-
-// SAFETY: the closure is only called from the thread running the case,
-// while the Probe is alive.
-unsafe impl Send for ProbeRef {}
-// SAFETY: as above.
-unsafe impl Sync for ProbeRef {}
-
-impl ProbeRef {
-    fn get(self) -> *mut Probe {
-        self.0
-    }
-}
-
-/// The closure under test.
-enum Subject {
-    Raw(RawClosure),
-    Rust(Closure),
-    Libffi {
-        closure: *mut ffi_closure,
-        code: *mut c_void,
-        cif: Box<LibffiCif>,
-    },
-}
-
-impl Subject {
-    fn raw(cif: &Cif, probe: &mut Probe) -> jitffi::Result<Subject> {
-        RawClosure::new(cif, raw_handler, (probe as *mut Probe).cast()).map(Subject::Raw)
-    }
-
-    fn rust(cif: &Cif, probe: &mut Probe) -> jitffi::Result<Subject> {
-        let p = ProbeRef(probe);
-        Closure::new(cif, move |args, ret| {
-            let probe = p.get();
-            // SAFETY: `Args::ptr` gives valid argument pointers and
-            // `Ret::ptr` a buffer of max(8, size) bytes; the Probe outlives
-            // the closure.
-            unsafe {
-                observe(
-                    &mut *probe,
-                    args.cif() as *const Cif as usize,
-                    ret.ptr(),
-                    probe as usize,
-                    Some(args.len()),
-                    |i| args.ptr(i),
-                )
-            }
-        })
-        .map(Subject::Rust)
-    }
-
-    fn libffi(lcif: LibffiCif, probe: &mut Probe) -> Result<Subject, String> {
-        let lcif = Box::new(lcif);
-        let raw_cif = lcif.raw();
-        let mut code = ptr::null_mut();
-        // SAFETY: allocating a closure; checked below.
-        let closure =
-            unsafe { ffi::ffi_closure_alloc(std::mem::size_of::<ffi_closure>(), &mut code) }
-                .cast::<ffi_closure>();
-        if closure.is_null() {
-            return Err("ffi_closure_alloc failed".into());
-        }
-        // SAFETY: the cif (boxed, owned by the subject) and the Probe
-        // outlive the closure.
-        let status = unsafe {
-            ffi::ffi_prep_closure_loc(
-                closure,
-                raw_cif,
-                Some(libffi_handler),
-                (probe as *mut Probe).cast(),
-                code,
-            )
-        };
-        // Built first, so that a failure still frees the closure.
-        let subject = Subject::Libffi {
-            closure,
-            code,
-            cif: lcif,
-        };
-        if status != ffi::ffi_status_FFI_OK {
-            return Err(format!("ffi_prep_closure_loc failed (status {status})"));
-        }
-        Ok(subject)
-    }
-
-    fn code(&self) -> *const c_void {
-        match self {
-            Subject::Raw(c) => c.code_ptr(),
-            Subject::Rust(c) => c.code_ptr(),
-            Subject::Libffi { code, .. } => *code,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Subject::Raw(_) => "jitffi RawClosure",
-            Subject::Rust(_) => "jitffi Closure::new",
-            Subject::Libffi { .. } => "libffi closure",
-        }
-    }
-
-    /// What the handler must see as its cif and user data.
-    fn expected(&self, probe: &Probe) -> (usize, Option<usize>) {
-        let probe = probe as *const Probe as usize;
-        match self {
-            Subject::Raw(c) => (c.cif() as *const Cif as usize, Some(probe)),
-            Subject::Rust(c) => (c.cif() as *const Cif as usize, None),
-            Subject::Libffi { cif, .. } => (cif.raw() as usize, Some(probe)),
-        }
-    }
-}
-
-impl Drop for Subject {
-    fn drop(&mut self) {
-        if let Subject::Libffi { closure, .. } = self {
-            // SAFETY: allocated by ffi_closure_alloc, freed once.
-            unsafe { ffi::ffi_closure_free(closure.cast()) };
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Cases
 
 /// One case: a signature, argument values, the return value and how the
@@ -651,19 +330,6 @@ fn set_step(step: &'static str) {
     });
 }
 
-/// Digits of `v` in `radix` (10 or 16), without allocating.
-fn digits(mut v: u64, radix: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b"0123456789abcdef"[(v % radix) as usize];
-        v /= radix;
-        if v == 0 {
-            return &buf[at..];
-        }
-    }
-}
-
 extern "C" fn on_fault(_sig: libc::c_int) {
     let (seed, index, step) = RUNNING.with(|r| r.get());
     let mut a = [0u8; 20];
@@ -745,95 +411,6 @@ fn packed_buffer(cif: &Cif, values: &[Vec<u8>]) -> Result<Vec<u128>, String> {
         };
     }
     Ok(buf)
-}
-
-const CANARY: usize = 32;
-const CANARY_BYTE: u8 = 0x5a;
-const RET_FRESH: u8 = 0xc3;
-
-/// A caller's return buffer of `len` bytes with canaries around it,
-/// 16-aligned or (`loose`) aligned only for `ret`.
-struct RetBuf {
-    mem: Vec<u128>,
-    start: usize,
-    len: usize,
-}
-
-impl RetBuf {
-    fn new(ret: &Type, len: usize, loose: bool) -> RetBuf {
-        let align = if ret.is_void() { 1 } else { ret.align() };
-        let start = CANARY + if loose && align < 16 { align } else { 0 };
-        let total = start + len + CANARY;
-        let mut buf = RetBuf {
-            mem: vec![0u128; total.div_ceil(16)],
-            start,
-            len,
-        };
-        let bytes = buf.bytes_mut();
-        bytes.fill(CANARY_BYTE);
-        bytes[start..start + len].fill(RET_FRESH);
-        buf
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        let n = self.mem.len() * 16;
-        // SAFETY: the u128s are `n` initialised bytes.
-        unsafe { std::slice::from_raw_parts_mut(self.mem.as_mut_ptr().cast::<u8>(), n) }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: as above.
-        unsafe { std::slice::from_raw_parts(self.mem.as_ptr().cast::<u8>(), self.mem.len() * 16) }
-    }
-
-    fn ptr(&mut self) -> *mut c_void {
-        let start = self.start;
-        self.bytes_mut()[start..].as_mut_ptr().cast()
-    }
-
-    /// Checks the returned value and that nothing outside the buffer moved.
-    fn check(&self, case: &Case, who: &str, errors: &mut Vec<String>) {
-        let b = self.bytes();
-        let end = self.start + self.len;
-        if let Some(at) = b[..self.start].iter().rposition(|&x| x != CANARY_BYTE) {
-            errors.push(format!(
-                "{who}: wrote {} bytes before the return buffer",
-                self.start - at
-            ));
-        }
-        if let Some(at) = b[end..].iter().rposition(|&x| x != CANARY_BYTE) {
-            errors.push(format!(
-                "{who}: wrote {} bytes past the {}-byte return buffer: {}",
-                at + 1,
-                self.len,
-                hex(&b[self.start..end + at + 1])
-            ));
-        }
-        if case.ret.is_void() {
-            if let Some(at) = b[self.start..end].iter().position(|&x| x != RET_FRESH) {
-                errors.push(format!(
-                    "{who}: void call wrote the return buffer at byte {at}"
-                ));
-            }
-            return;
-        }
-        // Narrow integers come back widened to an 8-byte `ffi_arg`.
-        let want = if is_narrow_int(&case.ret) {
-            shapes::widen(&case.ret, &case.ret_value)
-        } else {
-            case.ret_value.clone()
-        };
-        let m = ret_mask(&case.ret);
-        let got = &b[self.start..self.start + want.len()];
-        if let Some(at) = (0..want.len()).find(|&i| m[i] && want[i] != got[i]) {
-            errors.push(format!(
-                "{who}: return value ({}) differs at byte {at}: handler returned {}, caller got {}",
-                case.ret,
-                hex(&want),
-                hex(got)
-            ));
-        }
-    }
 }
 
 /// Checks what the handler saw in one call.
@@ -1103,7 +680,7 @@ fn call_and_check(
     }
     errors.extend(own);
     if caller != Caller::RawNull {
-        rbuf.check(case, &who, errors);
+        rbuf.check(&case.ret, &case.ret_value, &who, errors);
     }
 }
 
@@ -1203,7 +780,7 @@ fn run_case(
     }
     let rule = match mode {
         Mode::Jit => RvalueRule::jitffi(&scif),
-        Mode::LibffiSelfCheck => RvalueRule::libffi(sret),
+        Mode::LibffiSelfCheck => RvalueRule::libffi(sret, false),
     };
     // Every caller in `callers` into `subject`.
     let mut call_all =
@@ -1222,7 +799,15 @@ fn run_case(
                 );
             }
         };
-    let mut probe = Probe::new(sret, sargs, &case.ret_value, case.widen_ret, rule);
+    let mut probe = Probe::new(
+        sret,
+        sargs,
+        &case.ret_value,
+        case.widen_ret,
+        rule,
+        false,
+        false,
+    );
     let mut kept = None;
     match mode {
         Mode::Jit => {
@@ -1239,7 +824,15 @@ fn run_case(
                 }
                 Err(e) => errors.push(format!("jitffi RawClosure::new failed: {e}")),
             }
-            let mut probe = Probe::new(sret, sargs, &case.ret_value, case.widen_ret, rule);
+            let mut probe = Probe::new(
+                sret,
+                sargs,
+                &case.ret_value,
+                case.widen_ret,
+                rule,
+                false,
+                false,
+            );
             match Subject::rust(&scif, &mut probe) {
                 Ok(subject) => call_all(&subject, &mut probe, &[Caller::Raw], &mut errors),
                 Err(e) => errors.push(format!("jitffi Closure::new failed: {e}")),
@@ -1651,7 +1244,15 @@ fn harness_catches_mismatched_closures() {
 #[test]
 fn harness_sees_a_misaligned_stack() {
     for misalign in [false, true] {
-        let mut probe = Probe::new(&Type::void(), &[], &[], false, RvalueRule::default());
+        let mut probe = Probe::new(
+            &Type::void(),
+            &[],
+            &[],
+            false,
+            RvalueRule::default(),
+            false,
+            false,
+        );
         let p: *mut Probe = &mut *probe;
         // SAFETY: raw_handler with no arguments, a void result and a valid
         // Probe touches nothing else; the stack pointer is restored. (Rust
