@@ -62,8 +62,10 @@ const RDI: u8 = 7;
 const INT_ARG_REGS: [u8; 6] = [RDI, 6, RDX, 1, 8, 9];
 /// xmm0..xmm7.
 const VEC_ARG_REGS: [u8; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
-/// rbx, rbp, r12-r15: what a SysV function preserves for its caller.
-const CALLEE_SAVED: [u8; 6] = [3, 5, 12, 13, 14, 15];
+/// rbx, rbp, r12-r15: what a SysV function preserves for its caller. Also
+/// the x86-64 emitter's own entry convention (stubs are SysV functions and
+/// thunks call SysV handlers), so it reads it from here.
+pub const CALLEE_SAVED: [u8; 6] = [3, 5, 12, 13, 14, 15];
 const INT_RET_REGS: [u8; 2] = [RAX, RDX];
 const VEC_RET_REGS: [u8; 2] = [0, 1];
 /// Bytes of an x87 extended value inside its 16-byte slot.

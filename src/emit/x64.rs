@@ -152,17 +152,20 @@ const RBP: u8 = 5;
 const R10: u8 = 10;
 const R11: u8 = 11;
 const R12: u8 = 12;
+#[cfg(test)]
 const R13: u8 = 13;
+#[cfg(test)]
 const R14: u8 = 14;
+#[cfg(test)]
 const R15: u8 = 15;
 const RSI: u8 = 6;
 
 /// Registers a SysV function preserves for its caller. Stubs are entered
-/// and thunks call their handler under SysV whatever the plan's ABI, so
-/// this is the emitter's own convention, not ABI knowledge: a stub saves
-/// those of them the target's `callee_saved` lacks, a thunk saves the
-/// target's `callee_saved` registers that are not among them.
-const SYSV_CALLEE_SAVED: [u8; 6] = [RBX, RBP, R12, R13, R14, R15];
+/// and thunks call their handler under SysV whatever the plan's ABI: a stub
+/// saves those of them the target's `callee_saved` lacks, a thunk saves the
+/// target's `callee_saved` registers that are not among them. The set
+/// itself is ABI knowledge, kept in the SysV classifier.
+const SYSV_CALLEE_SAVED: [u8; 6] = crate::classify::sysv64::CALLEE_SAVED;
 
 /// Registers the stub keeps for itself while arguments are loaded.
 const RESERVED_ARG: [u8; 7] = [RAX, RBX, RSP, RBP, R10, R11, R12];
@@ -797,28 +800,16 @@ impl Emitter<'_> {
         let ops = &mut self.ops;
         match (size, ext) {
             (8, _) => mem!(ops, m, [mov QWORD], [, Rq(r)]),
-            (1, Ext::Sign) => {
-                asm!(ops ; movsx r11, Rb(r));
-                mem!(ops, m, [mov QWORD], [, r11]);
-            }
-            (2, Ext::Sign) => {
-                asm!(ops ; movsx r11, Rw(r));
-                mem!(ops, m, [mov QWORD], [, r11]);
-            }
-            (4, Ext::Sign) => {
-                asm!(ops ; movsxd r11, Rd(r));
-                mem!(ops, m, [mov QWORD], [, r11]);
-            }
-            (1, Ext::Zero) => {
-                asm!(ops ; movzx r11d, Rb(r));
-                mem!(ops, m, [mov QWORD], [, r11]);
-            }
-            (2, Ext::Zero) => {
-                asm!(ops ; movzx r11d, Rw(r));
-                mem!(ops, m, [mov QWORD], [, r11]);
-            }
-            (4, Ext::Zero) => {
-                asm!(ops ; mov r11d, Rd(r));
+            (1 | 2 | 4, Ext::Sign | Ext::Zero) => {
+                // Widen into r11, then store the whole ffi_arg word.
+                match (size, ext) {
+                    (1, Ext::Sign) => asm!(ops ; movsx r11, Rb(r)),
+                    (2, Ext::Sign) => asm!(ops ; movsx r11, Rw(r)),
+                    (4, Ext::Sign) => asm!(ops ; movsxd r11, Rd(r)),
+                    (1, _) => asm!(ops ; movzx r11d, Rb(r)),
+                    (2, _) => asm!(ops ; movzx r11d, Rw(r)),
+                    _ => asm!(ops ; mov r11d, Rd(r)),
+                }
                 mem!(ops, m, [mov QWORD], [, r11]);
             }
             (1, Ext::None) => mem!(ops, m, [mov BYTE], [, Rb(r)]),
@@ -1706,10 +1697,7 @@ mod tests {
             shadow_space: 0,
             vector_count: None,
             static_chain: None,
-            callee_saved: [3, 5, 12, 13, 14, 15]
-                .iter()
-                .map(|&r| Loc::Gpr(r))
-                .collect(),
+            callee_saved: SYSV_CALLEE_SAVED.iter().map(|&r| Loc::Gpr(r)).collect(),
             packed_offsets,
             packed_size,
         };
