@@ -25,6 +25,7 @@ use crate::classify;
 use crate::emit::{self, EntryForm};
 use crate::error::{Error, Result};
 use crate::memory;
+use crate::perfmap;
 use crate::plan::CallPlan;
 use crate::types::Type;
 
@@ -111,10 +112,16 @@ impl Compiled {
         self.thunk
             .get_or_init(|| {
                 let code = emit::compile_closure_thunk(&self.plan)?;
-                Ok(memory::publish(&code)? as usize)
+                let at = memory::publish(&code)?;
+                perfmap::record_thunk(at, code.len(), self.signature());
+                Ok(at as usize)
             })
             .clone()
             .map(|a| a as *const u8)
+    }
+
+    fn signature(&self) -> (Abi, &Type, &[Type], Option<usize>) {
+        (self.abi, &self.ret, &self.args, self.fixed_args)
     }
 
     fn matches(&self, abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>) -> bool {
@@ -130,6 +137,9 @@ impl Compiled {
         let packed_code = emit::compile_call(&plan, EntryForm::Packed)?;
         let raw = memory::publish(&raw_code)?;
         let packed = memory::publish(&packed_code)?;
+        let sig = (abi, ret, args, fixed_args);
+        perfmap::record_call(EntryForm::Libffi, raw, raw_code.len(), sig);
+        perfmap::record_call(EntryForm::Packed, packed, packed_code.len(), sig);
         // SAFETY: both stubs were generated for exactly these entry
         // signatures (see `EntryForm`) and now sit in executable memory that
         // is never unmapped.

@@ -20,7 +20,8 @@
 //! The pipeline, one module per stage: [`types`] (C layout) ->
 //! [`classify`] (signature to [`plan::CallPlan`]) -> [`emit`] (plan to
 //! machine code) -> [`memory`] (W^X code arena) -> [`cache`] -> [`cif`]
-//! (outgoing calls) and [`closure`] (incoming calls).
+//! (outgoing calls) and [`closure`] (incoming calls). [`perfmap`] names
+//! the generated code for profilers (`JITFFI_PERF_MAP=1`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -33,6 +34,7 @@ pub mod closure;
 pub mod emit;
 pub mod error;
 pub mod memory;
+pub mod perfmap;
 pub mod plan;
 pub mod types;
 

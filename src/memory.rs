@@ -21,37 +21,83 @@
 //! (SELinux `execmem`, PaX `MPROTECT`) that refuse `PROT_WRITE | PROT_EXEC`
 //! keep working. `tests/wx_audit.rs` checks this against `/proc/self/maps`.
 //!
-//! # Double mapping (the normal path, [`Strategy::DoubleMapped`])
+//! # Double mapping (the normal path)
 //!
-//! Code lives in *chunks*. A chunk is an anonymous in-memory file
-//! (`memfd_create("jitffi-code")`) sized with `ftruncate` and mapped twice,
-//! both `MAP_SHARED`:
+//! Code lives in *chunks* of 64 KiB (or a large request rounded to pages),
+//! each mapped twice, both views `MAP_SHARED`:
 //!
 //! ```text
-//!            memfd "jitffi-code" (64 KiB, or a large request rounded to pages)
+//!                  one set of physical pages (shmem)
 //!               |                                   |
-//!    RW view (rw-s): the only place we write    RX view (r-xp): the only place we run
+//!    RW view (rw-s): the only place we write    RX view (r-xs): the only place we run
 //! ```
 //!
 //! Both views reach the same physical pages, so bytes written through the RW
 //! view are immediately the instructions of the RX view, and neither view
-//! ever changes protection. That buys what a `mprotect` flip cannot: many
-//! stubs share one page (stubs are bump-allocated, 16-byte aligned, the gaps
-//! filled with a trapping byte), published one at a time. The memfd is
-//! sealed against resizing and its descriptor closed once mapped; only the
-//! two mappings keep it alive.
+//! is ever writable and executable. That buys what a `mprotect` flip
+//! cannot: many stubs share one page (stubs are bump-allocated, 16-byte
+//! aligned, the gaps filled with a trapping byte), published one at a time.
+//! The RX view is placed just below jitffi's own code (see `map_near`).
+//! The pages come from one of two sources:
 //!
-//! # Fallback ([`Strategy::MprotectFlip`])
+//! - [`Strategy::DoubleMappedAnon`] (the default): shared anonymous memory
+//!   (`mmap(MAP_SHARED | MAP_ANONYMOUS)`) as the RW view, and a second
+//!   view of the same pages made by `mremap` with an old size of 0 onto a
+//!   reserved address, then turned read-execute. `/proc/self/maps` shows
+//!   both as `/dev/zero (deleted)`, which `perf` treats as anonymous
+//!   memory: it names samples there from the perf map ([`crate::perfmap`]).
+//! - [`Strategy::DoubleMapped`]: an anonymous in-memory file
+//!   (`memfd_create("jitffi-code")`) sized with `ftruncate`, sealed against
+//!   resizing, mapped RW and RX, its descriptor closed once mapped. `perf`
+//!   takes `memfd:jitffi-code (deleted)` for a file and ignores the perf map
+//!   for it.
 //!
-//! Where `memfd_create` or the executable shared mapping is refused
-//! (seccomp filters, `vm.memfd_noexec = 2`, noexec policies), each publish
-//! maps fresh anonymous pages read-write, copies the code in, and flips them
-//! to read-execute with `mprotect`. Pages are never made writable again
-//! once executable, so neighbours cannot be added to a flipped page: every
+//! Measured on this project's Zen 4 machine, the two are alike in
+//! everything but names and policy: a new arena (both views, the trapping
+//! fill) ~67 us either way, a small publish ~160 ns, a call through a stub
+//! 1.4 ns, both placed near jitffi, both W^X, both shared across `fork`.
+//! They differ in which hardening refuses them. SELinux `deny_execmem`
+//! and PaX `MPROTECT` refuse to make anonymous memory executable (shared
+//! anonymous memory included), but let a memfd's pages be mapped RX as a
+//! file (SELinux then checks `execute` on the memfd instead).
+//! `vm.memfd_noexec = 2` refuses executable memfds, but not anonymous
+//! memory. Closure trampoline pages (below) already try anonymous memory
+//! first and a memfd second, and the arena does the same.
+//!
+//! # Choosing ([`CodeArena::auto`])
+//!
+//! The global arena is created once, on first use, with the first strategy
+//! this environment allows, in this order: [`Strategy::DoubleMappedAnon`],
+//! [`Strategy::DoubleMapped`], [`Strategy::MprotectFlip`]. Each is probed
+//! when tried (a chunk mapped, or a page flipped), so a refusal shows at
+//! once, and what was refused is undone. `JITFFI_FORCE_MPROTECT=1` forces
+//! the last. With `JITFFI_DEBUG` set, one line on stderr says which was
+//! chosen and why the better ones were refused.
+//!
+//! The fallback, [`Strategy::MprotectFlip`], maps fresh anonymous pages
+//! read-write for each publish, copies the code in, and flips them to
+//! read-execute with `mprotect`. Pages are never made writable again once
+//! executable, so neighbours cannot be added to a flipped page: every
 //! publish costs at least one whole page (4 KiB for a ~50-byte stub), and
-//! code cannot be patched after publication. The fallback is chosen once,
-//! when the global arena is created, and reported on stderr if
-//! `JITFFI_DEBUG` is set. `JITFFI_FORCE_MPROTECT=1` forces it.
+//! code cannot be patched after publication.
+//!
+//! # Fork
+//!
+//! Code published before a `fork()` stays valid in both processes: it is
+//! never rewritten. But the double-mapped views are `MAP_SHARED`, so after
+//! a fork the child holds the parent's chunks, physically, and both would
+//! carve their next stubs out of the same free tail, at the same address,
+//! overwriting each other's fresh code. Each chunk therefore records the
+//! pid that carves it: a process that finds another pid's chunk current
+//! (a forked child, at its first publish) leaves that tail to its owner
+//! and maps a chunk of its own. The check is one `getpid` per publish;
+//! calls pay nothing. (A child in a new pid namespace whose pid happens to
+//! equal its parent's, both being `1`, would not be told apart.) The
+//! mprotect fallback needs nothing: its pages are private, copied on
+//! write, and every publish maps fresh ones. Closure chunks are private
+//! too (`tests/arena_fork.rs` checks all of this with a real fork). As with
+//! any lock, a fork while another thread is inside a publish leaves the
+//! child's arena lock held.
 //!
 //! Code memory is never unmapped, not even when a [`CodeArena`] is dropped:
 //! published addresses are cached for the life of the process.
@@ -102,10 +148,11 @@
 //! # Limits
 //!
 //! Double mapping keeps every *page* W^X, but the process still holds a
-//! writable alias of its code. The kernel tends to place the two views next
-//! to each other, so an attacker who knows a stub address and can write
-//! anywhere can find the alias; placing the RW view at a random address
-//! would harden this. The fallback has no alias at all.
+//! writable alias of its code. The RW view goes wherever the kernel puts
+//! it, usually next to other recent mappings, so an attacker who can read
+//! `/proc/self/maps` or write anywhere can find the alias; placing the RW
+//! view at a random address would harden this. The fallback has no alias
+//! at all.
 
 use std::ffi::c_void;
 use std::fs::File;
@@ -132,9 +179,40 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
     /// One memfd mapped twice: a RW view for writing, a RX view for running.
+    /// Profilers see the RX view as a file (`memfd:jitffi-code`), so `perf`
+    /// does not name its code from the perf map.
     DoubleMapped,
+    /// Shared anonymous memory mapped twice: a RW view for writing, and a
+    /// second view of the same pages (made with `mremap`, then turned RX)
+    /// for running. Works like [`DoubleMapped`](Self::DoubleMapped); both
+    /// views show as `/dev/zero (deleted)`, which `perf` treats as
+    /// anonymous memory and names from the perf map
+    /// ([`crate::perfmap`]). Refused where anonymous memory may not become
+    /// executable (SELinux `deny_execmem`, PaX `MPROTECT`).
+    DoubleMappedAnon,
     /// Anonymous pages written RW, then flipped to RX with `mprotect`.
     MprotectFlip,
+}
+
+impl Strategy {
+    /// Whether this strategy writes through a second, writable view
+    /// (bump-allocating many stubs per page).
+    fn double_mapped(self) -> bool {
+        matches!(self, Strategy::DoubleMapped | Strategy::DoubleMappedAnon)
+    }
+
+    /// What the strategy does, for the `JITFFI_DEBUG` note.
+    fn describe(self) -> &'static str {
+        match self {
+            Strategy::DoubleMappedAnon => {
+                "shared anonymous memory mapped twice (RW view, RX view made with mremap)"
+            }
+            Strategy::DoubleMapped => "a memfd mapped twice (RW view, RX view)",
+            Strategy::MprotectFlip => {
+                "pages written, then flipped to RX with mprotect (at least one page per stub)"
+            }
+        }
+    }
 }
 
 /// Size of a regular chunk; larger requests get a chunk of their own.
@@ -180,8 +258,8 @@ pub const MEMFD_NAME: &std::ffi::CStr = c"jitffi-code";
 /// One block of code memory, as the allocator hands it out.
 ///
 /// Write the code through `rw`, then [`CodeArena::commit`] it and run it
-/// at `rx`. Under [`Strategy::DoubleMapped`] `rw` is a separate writable
-/// view; under [`Strategy::MprotectFlip`] `rw == rx`, and the block must
+/// at `rx`. Under double mapping `rw` is a separate writable view; under
+/// [`Strategy::MprotectFlip`] `rw == rx`, and the block must
 /// not be written after commit (the page is RX). Closures never rewrite
 /// published code: they use slots (see the module docs).
 #[derive(Debug)]
@@ -201,6 +279,10 @@ struct Chunk {
     rx: NonNull<u8>,
     size: usize,
     used: usize,
+    /// The process that carves blocks out of this chunk. The views are
+    /// `MAP_SHARED`, so a forked child holds the same pages: it must leave
+    /// the free tail to the parent (see `CodeArena::reserve_shared`).
+    owner: u32,
 }
 
 /// Allocator state, behind the arena's mutex.
@@ -319,9 +401,27 @@ pub unsafe fn flush_icache(ptr: *const u8, len: usize) {
     let _ = (ptr, len);
 }
 
-/// Maps one memfd chunk of `size` bytes (a multiple of the page size)
-/// twice and fills it with the trapping byte.
-fn map_chunk(size: usize) -> Result<Chunk> {
+/// Maps one chunk of `size` bytes (a multiple of the page size) twice the
+/// way `strategy` (a double-mapped one) says, and fills it with the
+/// trapping byte.
+fn map_chunk(strategy: Strategy, size: usize) -> Result<Chunk> {
+    let (rw, rx) = match strategy {
+        Strategy::DoubleMappedAnon => map_anon_views(size)?,
+        _ => map_memfd_views(size)?,
+    };
+    // SAFETY: the RW view is `size` writable bytes that nothing else uses yet.
+    unsafe { std::ptr::write_bytes(rw.as_ptr(), PAD_BYTE, size) };
+    Ok(Chunk {
+        rw,
+        rx,
+        size,
+        used: 0,
+        owner: std::process::id(),
+    })
+}
+
+/// The RW and RX views of a fresh memfd of `size` bytes.
+fn map_memfd_views(size: usize) -> Result<(NonNull<u8>, NonNull<u8>)> {
     // SAFETY: `MEMFD_NAME` is a NUL-terminated string; memfd_create creates a new
     // descriptor and touches no existing memory.
     let fd = unsafe {
@@ -361,18 +461,77 @@ fn map_chunk(size: usize) -> Result<Chunk> {
     .map_err(|e| io_error("mapping the RX view", &e))?;
     let rw_ptr = NonNull::new(rw.as_mut_ptr()).ok_or_else(|| too_large(size))?;
     let rx_ptr = NonNull::new(rx).ok_or_else(|| too_large(size))?;
-    // SAFETY: the RW view is `size` writable bytes that nothing else uses yet.
-    unsafe { std::ptr::write_bytes(rw_ptr.as_ptr(), PAD_BYTE, size) };
     // Code memory lives for the process: forget the owners so nothing ever
     // unmaps it. The descriptor closes when `file` drops; the mappings keep
     // the memfd alive.
     std::mem::forget(rw);
-    Ok(Chunk {
-        rw: rw_ptr,
-        rx: rx_ptr,
+    Ok((rw_ptr, rx_ptr))
+}
+
+/// The RW and RX views of `size` bytes of fresh shared anonymous memory.
+///
+/// `mremap` with an old size of 0 does not move a shared mapping but makes
+/// a second mapping of the same pages. It lands on a `PROT_NONE`
+/// reservation placed by [`map_near`] (`MREMAP_FIXED` replaces only that
+/// reservation of ours), and is turned read-execute before anything is
+/// written: it is never writable and executable at once.
+fn map_anon_views(size: usize) -> Result<(NonNull<u8>, NonNull<u8>)> {
+    // SAFETY: a fresh mapping wherever the kernel likes; nothing existing
+    // is affected.
+    let rw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if rw == libc::MAP_FAILED {
+        return Err(os_error("mapping shared anonymous memory"));
+    }
+    // Undoes what is mapped so far if a later step fails.
+    let fail = |err: Error, also: Option<*mut c_void>| {
+        for p in [Some(rw), also].into_iter().flatten() {
+            // SAFETY: `p` is a mapping of `size` bytes made here, from which
+            // nothing has been handed out.
+            unsafe { libc::munmap(p, size) };
+        }
+        Err(err)
+    };
+    let slot = match map_near(
         size,
-        used: 0,
-    })
+        libc::PROT_NONE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+        -1,
+    ) {
+        Ok(p) => p.cast::<c_void>(),
+        Err(e) => return fail(io_error("reserving room for the RX view", &e), None),
+    };
+    // SAFETY: `rw` is a shared mapping of exactly `size` bytes; the new
+    // view replaces `slot..slot + size`, our own reservation, and nothing
+    // else.
+    let rx = unsafe { libc::mremap(rw, 0, size, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, slot) };
+    if rx != slot {
+        let err = os_error("mremap making a second view of shared anonymous memory");
+        if rx != libc::MAP_FAILED {
+            // SAFETY: a stray view of ours (`MREMAP_FIXED` ignored).
+            unsafe { libc::munmap(rx, size) };
+        }
+        return fail(err, Some(slot));
+    }
+    // SAFETY: `rx..rx + size` is the view just made, not yet handed out.
+    if unsafe { libc::mprotect(rx, size, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
+        return fail(
+            os_error("mprotect of the RX view to read-execute"),
+            Some(rx),
+        );
+    }
+    match (NonNull::new(rw.cast::<u8>()), NonNull::new(rx.cast::<u8>())) {
+        (Some(rw), Some(rx)) => Ok((rw, rx)),
+        _ => fail(too_large(size), Some(rx)),
+    }
 }
 
 /// Maps `len` bytes (a multiple of the page size) of fresh anonymous RW
@@ -386,6 +545,13 @@ fn map_anon_rw(len: usize) -> Result<*mut u8> {
     )
     .map_err(|e| io_error("mmap", &e))
 }
+
+/// The strategies [`CodeArena::auto`] tries, best first.
+const AUTO_ORDER: [Strategy; 3] = [
+    Strategy::DoubleMappedAnon,
+    Strategy::DoubleMapped,
+    Strategy::MprotectFlip,
+];
 
 const GIB: usize = 1 << 30;
 /// How far below jitffi's own code the placement search goes.
@@ -496,8 +662,8 @@ impl CodeArena {
             mapped: 0,
         };
         match strategy {
-            Strategy::DoubleMapped => {
-                let chunk = map_chunk(CHUNK_SIZE)?;
+            Strategy::DoubleMapped | Strategy::DoubleMappedAnon => {
+                let chunk = map_chunk(strategy, CHUNK_SIZE)?;
                 inner.mapped = chunk.size;
                 inner.current = Some(chunk);
             }
@@ -515,10 +681,12 @@ impl CodeArena {
         })
     }
 
-    /// The best arena this environment allows: double mapping, or the
-    /// mprotect fallback if that is refused or `JITFFI_FORCE_MPROTECT` is
-    /// set (to anything but `0`). The fallback is reported once on stderr
-    /// when `JITFFI_DEBUG` is set.
+    /// The best arena this environment allows: the first of
+    /// [`Strategy::DoubleMappedAnon`], [`Strategy::DoubleMapped`] and
+    /// [`Strategy::MprotectFlip`] that is not refused, or the last alone if
+    /// `JITFFI_FORCE_MPROTECT` is set (to anything but `0`). With
+    /// `JITFFI_DEBUG` set, the choice (and what was refused) is reported
+    /// once per process on stderr. See the module docs for why this order.
     ///
     /// ```
     /// use jitffi::memory::CodeArena;
@@ -529,20 +697,37 @@ impl CodeArena {
     /// assert_eq!(f(), 3);
     /// ```
     pub fn auto() -> Result<CodeArena> {
-        if env_flag("JITFFI_FORCE_MPROTECT") {
-            debug_once(
-                "JITFFI_FORCE_MPROTECT is set: code pages are written, then flipped to RX \
-                 with mprotect (at least one page per stub)",
-            );
-            return CodeArena::new(Strategy::MprotectFlip);
+        let forced = env_flag("JITFFI_FORCE_MPROTECT");
+        let order: &[Strategy] = if forced {
+            &[Strategy::MprotectFlip]
+        } else {
+            &AUTO_ORDER
+        };
+        let mut refused = String::new();
+        for &strategy in order {
+            match CodeArena::new(strategy) {
+                Ok(arena) => {
+                    let why = if forced {
+                        " (JITFFI_FORCE_MPROTECT is set)".to_string()
+                    } else if refused.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (refused:{refused})")
+                    };
+                    debug_once(&format!(
+                        "code arena: {strategy:?}, {}{why}",
+                        strategy.describe()
+                    ));
+                    return Ok(arena);
+                }
+                Err(e) => {
+                    refused.push_str(&format!(" {strategy:?}: {e};"));
+                }
+            }
         }
-        CodeArena::new(Strategy::DoubleMapped).or_else(|e| {
-            debug_once(&format!(
-                "double-mapped code memory refused ({e}); falling back to pages written, \
-                 then flipped to RX with mprotect (at least one page per stub)"
-            ));
-            CodeArena::new(Strategy::MprotectFlip)
-        })
+        let reason = format!("no way to make code executable (refused:{refused})");
+        debug_once(&format!("code arena: {reason}"));
+        Err(Error::CodeMemory { reason })
     }
 
     /// How this arena makes code executable.
@@ -581,7 +766,7 @@ impl CodeArena {
     pub(crate) fn reserve(&self, len: usize) -> Result<CodeBlock> {
         let len = len.max(1);
         match self.strategy {
-            Strategy::DoubleMapped => self.reserve_shared(len),
+            Strategy::DoubleMapped | Strategy::DoubleMappedAnon => self.reserve_shared(len),
             Strategy::MprotectFlip => {
                 let size = round_up(len, page_size()).ok_or_else(|| too_large(len))?;
                 let p = map_anon_rw(size)?;
@@ -596,6 +781,16 @@ impl CodeArena {
         }
     }
 
+    /// Carves a block out of the current chunk.
+    ///
+    /// After a `fork()` the child shares the parent's chunks (the views are
+    /// `MAP_SHARED`). Code already published is never rewritten, so both
+    /// may keep running it, but the free tail would be handed out twice,
+    /// at the same address, and each process would overwrite the other's
+    /// fresh code. So a process that finds a chunk carved by another pid
+    /// abandons its tail and maps a chunk of its own; the parent, still
+    /// the owner, goes on as before. One `getpid` per publish, nothing per
+    /// call.
     fn reserve_shared(&self, len: usize) -> Result<CodeBlock> {
         let need = round_up(len, BLOCK_ALIGN).ok_or_else(|| too_large(len))?;
         let mut inner = self.lock();
@@ -603,7 +798,7 @@ impl CodeArena {
             // A chunk of its own; the current chunk keeps serving small
             // requests.
             let size = round_up(need, page_size()).ok_or_else(|| too_large(len))?;
-            let chunk = map_chunk(size)?;
+            let chunk = map_chunk(self.strategy, size)?;
             inner.mapped += size;
             return Ok(CodeBlock {
                 rw: chunk.rw.as_ptr(),
@@ -611,12 +806,13 @@ impl CodeArena {
                 len: size,
             });
         }
+        let pid = std::process::id();
         let fits = inner
             .current
             .as_ref()
-            .is_some_and(|c| c.size - c.used >= need);
+            .is_some_and(|c| c.owner == pid && c.size - c.used >= need);
         if !fits {
-            let chunk = map_chunk(CHUNK_SIZE)?;
+            let chunk = map_chunk(self.strategy, CHUNK_SIZE)?;
             inner.mapped += chunk.size;
             inner.current = Some(chunk);
         }
@@ -638,7 +834,7 @@ impl CodeArena {
     /// Makes a reserved, written block executable and flushes the
     /// instruction cache for it.
     pub(crate) fn commit(&self, block: &CodeBlock) -> Result<()> {
-        if self.strategy == Strategy::MprotectFlip {
+        if !self.strategy.double_mapped() {
             flip_to_rx(block.rw, block.len)?;
             self.lock().mapped += block.len;
         }
@@ -964,6 +1160,7 @@ fn map_closure_chunk(force_memfd: bool) -> Result<Vec<ClosureSlot>> {
         unsafe { libc::munmap(base.cast(), total) };
         return Err(e);
     }
+    crate::perfmap::record(base, code_len, || "jitffi closure trampolines".into());
     let slots = (0..CLOSURE_CHUNK_SLOTS)
         .map(|i| {
             let rec = data.wrapping_add(i * record::SIZE);
@@ -1180,16 +1377,20 @@ mod tests {
         f()
     }
 
-    fn both() -> Vec<CodeArena> {
-        vec![
-            CodeArena::new(Strategy::DoubleMapped).unwrap(),
-            CodeArena::new(Strategy::MprotectFlip).unwrap(),
-        ]
+    const ALL: [Strategy; 3] = [
+        Strategy::DoubleMapped,
+        Strategy::DoubleMappedAnon,
+        Strategy::MprotectFlip,
+    ];
+
+    /// A fresh arena of every strategy.
+    fn every() -> Vec<CodeArena> {
+        ALL.iter().map(|&s| CodeArena::new(s).unwrap()).collect()
     }
 
     #[test]
-    fn stubs_run_under_both_strategies() {
-        for arena in both() {
+    fn stubs_run_under_every_strategy() {
+        for arena in every() {
             for v in [0, 1, -1, 42, i32::MIN, i32::MAX, 0x1234_5678] {
                 let p = arena.publish(&ret_imm(v)).unwrap();
                 assert_eq!(p as usize % BLOCK_ALIGN, 0);
@@ -1199,11 +1400,11 @@ mod tests {
     }
 
     #[test]
-    fn code_lands_near_jitffi_under_both_strategies() {
+    fn code_lands_near_jitffi_under_every_strategy() {
         // On this project's machines the range below the (PIE) test binary
         // is free, so placement must succeed; elsewhere it may fall back.
         let home = map_near as *const () as usize;
-        for arena in both() {
+        for arena in every() {
             for _ in 0..3 {
                 let p = arena.publish(&ret_imm(5)).unwrap() as usize;
                 assert!(
@@ -1223,24 +1424,33 @@ mod tests {
         assert!(global().unwrap().mapped_bytes() > 0);
     }
 
+    /// A fresh arena of every double-mapping strategy.
+    fn double_mapped() -> Vec<CodeArena> {
+        every()
+            .into_iter()
+            .filter(|a| a.strategy().double_mapped())
+            .collect()
+    }
+
     #[test]
     fn small_stubs_share_a_page_and_are_padded_with_int3() {
-        let arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
-        let ptrs: Vec<*const u8> = (0..32)
-            .map(|i| arena.publish(&ret_imm(i)).unwrap())
-            .collect();
-        for (i, w) in ptrs.windows(2).enumerate() {
-            assert_eq!(w[1] as usize - w[0] as usize, BLOCK_ALIGN, "stub {i}");
+        for arena in double_mapped() {
+            let ptrs: Vec<*const u8> = (0..32)
+                .map(|i| arena.publish(&ret_imm(i)).unwrap())
+                .collect();
+            for (i, w) in ptrs.windows(2).enumerate() {
+                assert_eq!(w[1] as usize - w[0] as usize, BLOCK_ALIGN, "stub {i}");
+            }
+            let page = page_size();
+            assert_eq!(ptrs[0] as usize / page, ptrs[31] as usize / page);
+            for (i, &p) in ptrs.iter().enumerate() {
+                assert_eq!(call(p), i as i32);
+                // SAFETY: the block is 16 readable (RX) bytes.
+                let tail = unsafe { std::slice::from_raw_parts(p.add(6), BLOCK_ALIGN - 6) };
+                assert!(tail.iter().all(|&b| b == 0xCC), "padding of stub {i}");
+            }
+            assert_eq!(arena.mapped_bytes(), CHUNK_SIZE);
         }
-        let page = page_size();
-        assert_eq!(ptrs[0] as usize / page, ptrs[31] as usize / page);
-        for (i, &p) in ptrs.iter().enumerate() {
-            assert_eq!(call(p), i as i32);
-            // SAFETY: the block is 16 readable (RX) bytes.
-            let tail = unsafe { std::slice::from_raw_parts(p.add(6), BLOCK_ALIGN - 6) };
-            assert!(tail.iter().all(|&b| b == 0xCC), "padding of stub {i}");
-        }
-        assert_eq!(arena.mapped_bytes(), CHUNK_SIZE);
     }
 
     #[test]
@@ -1257,21 +1467,79 @@ mod tests {
 
     #[test]
     fn a_full_chunk_is_followed_by_a_new_one() {
-        let arena = CodeArena::new(Strategy::DoubleMapped).unwrap();
-        let per_chunk = CHUNK_SIZE / BLOCK_ALIGN;
-        let ptrs: Vec<*const u8> = (0..per_chunk + 1)
-            .map(|i| arena.publish(&ret_imm(i as i32)).unwrap())
-            .collect();
-        assert_eq!(arena.mapped_bytes(), 2 * CHUNK_SIZE);
-        for (i, &p) in ptrs.iter().enumerate().step_by(997) {
-            assert_eq!(call(p), i as i32);
+        for arena in double_mapped() {
+            let per_chunk = CHUNK_SIZE / BLOCK_ALIGN;
+            let ptrs: Vec<*const u8> = (0..per_chunk + 1)
+                .map(|i| arena.publish(&ret_imm(i as i32)).unwrap())
+                .collect();
+            assert_eq!(arena.mapped_bytes(), 2 * CHUNK_SIZE);
+            for (i, &p) in ptrs.iter().enumerate().step_by(997) {
+                assert_eq!(call(p), i as i32);
+            }
+            assert_eq!(call(ptrs[per_chunk]), per_chunk as i32);
         }
-        assert_eq!(call(ptrs[per_chunk]), per_chunk as i32);
+    }
+
+    #[test]
+    fn a_chunk_carved_by_another_process_is_left_to_it() {
+        // What a forked child finds: the current chunk belongs to its
+        // parent's pid (tests/arena_fork.rs does the real fork).
+        for arena in double_mapped() {
+            let a = arena.publish(&ret_imm(1)).unwrap();
+            let inherited = {
+                let mut inner = arena.lock();
+                let c = inner.current.as_mut().unwrap();
+                c.owner = c.owner.wrapping_add(1);
+                (c.rx.as_ptr() as usize, c.used)
+            };
+            let b = arena.publish(&ret_imm(2)).unwrap();
+            let c = arena.publish(&ret_imm(3)).unwrap();
+            let (start, used) = inherited;
+            assert!(
+                !(start..start + CHUNK_SIZE).contains(&(b as usize)),
+                "{:?}: published into the other process's chunk",
+                arena.strategy()
+            );
+            assert_eq!(
+                c as usize - b as usize,
+                BLOCK_ALIGN,
+                "the new chunk is ours"
+            );
+            assert_eq!(arena.mapped_bytes(), 2 * CHUNK_SIZE);
+            let inner = arena.lock();
+            let now = inner.current.as_ref().unwrap();
+            assert_eq!(now.owner, std::process::id());
+            assert_eq!(now.used, 2 * BLOCK_ALIGN);
+            drop(inner);
+            assert_eq!(used, BLOCK_ALIGN);
+            assert_eq!((call(a), call(b), call(c)), (1, 2, 3));
+        }
+    }
+
+    #[test]
+    fn anon_views_are_dev_zero_shared_and_never_writable_and_executable() {
+        let arena = CodeArena::new(Strategy::DoubleMappedAnon).unwrap();
+        let p = arena.publish(&ret_imm(9)).unwrap() as usize;
+        let rw = arena.lock().current.as_ref().unwrap().rw.as_ptr() as usize;
+        let (rx_perms, rx_line) = mapping_of(p);
+        let (rw_perms, rw_line) = mapping_of(rw);
+        assert_eq!(rx_perms, "r-xs", "{rx_line}");
+        assert_eq!(rw_perms, "rw-s", "{rw_line}");
+        // The name perf takes for anonymous memory, and no memfd.
+        for line in [&rx_line, &rw_line] {
+            assert!(line.ends_with("/dev/zero (deleted)"), "{line}");
+        }
+        // One set of pages: a byte written through the RW view runs.
+        let off = p - arena.lock().current.as_ref().unwrap().rx.as_ptr() as usize;
+        // SAFETY: byte 1 of the stub is the low byte of its immediate,
+        // inside the RW view; no other thread runs this arena's code.
+        unsafe { (rw as *mut u8).add(off + 1).write(10) };
+        assert_eq!(call(p as *const u8), 10);
     }
 
     #[test]
     fn large_publish_gets_its_own_chunk() {
-        for arena in both() {
+        for arena in every() {
             let before = arena.mapped_bytes();
             let small1 = arena.publish(&ret_imm(5)).unwrap();
             // 100 000 NOPs sliding into `mov eax, 99; ret`.
@@ -1281,7 +1549,7 @@ mod tests {
             let small2 = arena.publish(&ret_imm(6)).unwrap();
             assert_eq!((call(big), call(small1), call(small2)), (99, 5, 6));
             let big_len = round_up(code.len(), page_size()).unwrap();
-            if arena.strategy() == Strategy::DoubleMapped {
+            if arena.strategy().double_mapped() {
                 // The small stubs still share the first chunk.
                 assert_eq!(small2 as usize - small1 as usize, BLOCK_ALIGN);
                 assert_eq!(arena.mapped_bytes(), before + big_len);
@@ -1293,7 +1561,7 @@ mod tests {
 
     #[test]
     fn concurrent_publishing_gives_distinct_working_stubs() {
-        for arena in both() {
+        for arena in every() {
             let per_thread = 200;
             let results: Vec<Vec<(usize, i32)>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..8)
@@ -1326,7 +1594,7 @@ mod tests {
 
     #[test]
     fn empty_code_is_an_error() {
-        for arena in both() {
+        for arena in every() {
             assert!(matches!(arena.publish(&[]), Err(Error::CodeMemory { .. })));
         }
     }
@@ -1346,16 +1614,18 @@ mod tests {
     /// Not a benchmark: a rough figure for the report (`--nocapture`).
     #[test]
     fn publish_cost_and_footprint() {
-        let t = Instant::now();
-        let n = 20;
-        for _ in 0..n {
-            CodeArena::new(Strategy::DoubleMapped).unwrap();
+        for s in [Strategy::DoubleMapped, Strategy::DoubleMappedAnon] {
+            let t = Instant::now();
+            let n = 20;
+            for _ in 0..n {
+                CodeArena::new(s).unwrap();
+            }
+            println!(
+                "{s:?}: {:?} per new chunk (two views, fill)",
+                t.elapsed() / n
+            );
         }
-        println!(
-            "DoubleMapped: {:?} per new chunk (memfd, two mappings, fill)",
-            t.elapsed() / n
-        );
-        for arena in both() {
+        for arena in every() {
             let before = arena.mapped_bytes();
             let n = 1000;
             let t = Instant::now();
@@ -1372,9 +1642,231 @@ mod tests {
             );
             match arena.strategy() {
                 // 1000 x 16 bytes fit the probe chunk.
-                Strategy::DoubleMapped => assert_eq!(mapped, 0),
+                Strategy::DoubleMapped | Strategy::DoubleMappedAnon => assert_eq!(mapped, 0),
                 Strategy::MprotectFlip => assert_eq!(mapped, n as usize * page_size()),
             }
+        }
+    }
+
+    // ---- strategy choice ----
+
+    /// Set in a re-executed child to the scenario it runs.
+    const CHAIN_CHILD: &str = "JITFFI_ARENA_CHAIN_CHILD";
+
+    /// Makes syscalls of the calling thread fail as hardened systems do: if
+    /// `deny_exec`, `mprotect` asking for `PROT_EXEC` fails with `EACCES`
+    /// (SELinux `deny_execmem` on anonymous memory); each of `refuse`
+    /// fails with `EPERM` (a seccomp policy). Filters only add up. `false`
+    /// if this kernel or sandbox allows no seccomp filter.
+    fn seccomp_refuse(deny_exec: bool, refuse: &[libc::c_long]) -> bool {
+        use libc::{
+            sock_filter, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W,
+        };
+        let op = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        let load = |offset: u32| op(BPF_LD | BPF_W | BPF_ABS, offset, 0, 0);
+        let ret = |k: u32| op(BPF_RET | BPF_K, k, 0, 0);
+        let errno = |e: i32| ret(libc::SECCOMP_RET_ERRNO | e as u32);
+        // seccomp_data: the syscall number at 0, args[2] (low half) at 32.
+        let mut prog = Vec::new();
+        if deny_exec {
+            prog.push(load(0));
+            prog.push(op(
+                BPF_JMP | BPF_JEQ | BPF_K,
+                libc::SYS_mprotect as u32,
+                0,
+                3,
+            ));
+            prog.push(load(32));
+            prog.push(op(BPF_JMP | BPF_JSET | BPF_K, libc::PROT_EXEC as u32, 0, 1));
+            prog.push(errno(libc::EACCES));
+        }
+        prog.push(load(0));
+        for &nr in refuse {
+            prog.push(op(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 1));
+            prog.push(errno(libc::EPERM));
+        }
+        prog.push(ret(libc::SECCOMP_RET_ALLOW));
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: prctl reads the filter program, which outlives the call;
+        // no_new_privs only restricts this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog) == 0
+        }
+    }
+
+    /// Mappings of exactly one chunk's size that no memfd backs: where a
+    /// refused shared-anonymous attempt would leak its views.
+    fn chunk_sized_anon_mappings() -> Vec<String> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .filter(|l| {
+                let (a, b) = l
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .split_once('-')
+                    .unwrap();
+                let len =
+                    usize::from_str_radix(b, 16).unwrap() - usize::from_str_radix(a, 16).unwrap();
+                len == CHUNK_SIZE && !l.contains("memfd:")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs in a child process only (see `auto_falls_back_along_the_chain`).
+    #[test]
+    fn child_arena_chain() {
+        let Some(scenario) = std::env::var_os(CHAIN_CHILD) else {
+            return;
+        };
+        match scenario.to_str().unwrap() {
+            "default" => {
+                assert_eq!(
+                    CodeArena::auto().unwrap().strategy(),
+                    Strategy::DoubleMappedAnon
+                );
+                // Said once per process.
+                assert_eq!(
+                    CodeArena::auto().unwrap().strategy(),
+                    Strategy::DoubleMappedAnon
+                );
+            }
+            "refusals" => {
+                let before = chunk_sized_anon_mappings();
+                // mremap refused (a seccomp policy): the memfd next.
+                if !seccomp_refuse(false, &[libc::SYS_mremap]) {
+                    println!("@no seccomp");
+                    return;
+                }
+                let a = CodeArena::auto().unwrap();
+                assert_eq!(a.strategy(), Strategy::DoubleMapped);
+                assert_eq!(call(a.publish(&ret_imm(11)).unwrap()), 11);
+                assert_eq!(chunk_sized_anon_mappings(), before, "a refused try leaked");
+                // memfds refused too (vm.memfd_noexec = 2 refuses their
+                // executable mapping the same way): the mprotect fallback.
+                assert!(seccomp_refuse(false, &[libc::SYS_memfd_create]));
+                let a = CodeArena::auto().unwrap();
+                assert_eq!(a.strategy(), Strategy::MprotectFlip);
+                assert_eq!(call(a.publish(&ret_imm(12)).unwrap()), 12);
+                // Nothing may become executable: an error, not a panic.
+                assert!(seccomp_refuse(true, &[]));
+                match CodeArena::auto() {
+                    Err(Error::CodeMemory { reason }) => {
+                        for s in ["DoubleMappedAnon: ", "DoubleMapped: ", "MprotectFlip: "] {
+                            assert!(reason.contains(s), "{reason}");
+                        }
+                    }
+                    other => panic!("{other:?}"),
+                }
+                assert_eq!(chunk_sized_anon_mappings(), before, "a refused try leaked");
+            }
+            "deny_execmem" => {
+                let before = chunk_sized_anon_mappings();
+                if !seccomp_refuse(true, &[]) {
+                    println!("@no seccomp");
+                    return;
+                }
+                // The whole library under the policy: the arena takes the
+                // memfd, closure trampolines their memfd page.
+                let cif = crate::Cif::new(crate::Type::i32(), &[crate::Type::i32()]).unwrap();
+                assert_eq!(global().unwrap().strategy(), Strategy::DoubleMapped);
+                let c = crate::Closure::new(&cif, |a, r| r.set(a.get::<i32>(0) * 3)).unwrap();
+                // SAFETY: int32_t(int32_t), alive during the call.
+                let f: extern "C" fn(i32) -> i32 = unsafe { c.as_fn() };
+                assert_eq!(f(14), 42);
+                assert_eq!(chunk_sized_anon_mappings(), before, "a refused try leaked");
+            }
+            other => panic!("unknown scenario {other}"),
+        }
+        println!("@child ran");
+    }
+
+    /// Runs `child_arena_chain` on `scenario` with `JITFFI_DEBUG=1`:
+    /// (stdout, stderr), or `None` if seccomp is unavailable.
+    fn run_chain_child(scenario: &str) -> Option<(String, String)> {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "memory::tests::child_arena_chain",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHAIN_CHILD, scenario)
+            .env("JITFFI_DEBUG", "1")
+            .env_remove("JITFFI_FORCE_MPROTECT")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "{scenario}: {:?}\n{stdout}\n{stderr}",
+            out.status
+        );
+        if stdout.contains("@no seccomp") {
+            println!("{scenario}: skipped, no seccomp filters here");
+            return None;
+        }
+        assert!(stdout.contains("@child ran"), "{scenario}:\n{stdout}");
+        Some((stdout, stderr))
+    }
+
+    #[test]
+    fn auto_prefers_shared_anonymous_memory_and_says_so_once() {
+        if std::env::var_os(CHAIN_CHILD).is_some() {
+            return;
+        }
+        let (_, stderr) = run_chain_child("default").unwrap();
+        let notes: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("jitffi: "))
+            .collect();
+        assert_eq!(notes.len(), 1, "{stderr}");
+        assert!(
+            notes[0].starts_with("jitffi: code arena: DoubleMappedAnon, shared anonymous memory"),
+            "{stderr}"
+        );
+        assert!(!notes[0].contains("refused"), "{stderr}");
+    }
+
+    #[test]
+    fn auto_falls_back_along_the_chain() {
+        if std::env::var_os(CHAIN_CHILD).is_some() {
+            return;
+        }
+        if let Some((_, stderr)) = run_chain_child("refusals") {
+            let note = stderr
+                .lines()
+                .find(|l| l.starts_with("jitffi: "))
+                .unwrap_or_default();
+            assert!(
+                note.starts_with("jitffi: code arena: DoubleMapped, a memfd"),
+                "{stderr}"
+            );
+            assert!(note.contains("refused: DoubleMappedAnon: "), "{stderr}");
+            assert!(note.contains("mremap making a second view"), "{stderr}");
+        }
+        if let Some((_, stderr)) = run_chain_child("deny_execmem") {
+            let note = stderr
+                .lines()
+                .find(|l| l.starts_with("jitffi: "))
+                .unwrap_or_default();
+            assert!(
+                note.starts_with("jitffi: code arena: DoubleMapped, a memfd"),
+                "{stderr}"
+            );
+            assert!(note.contains("refused: DoubleMappedAnon: "), "{stderr}");
+            assert!(note.contains("mprotect of the RX view"), "{stderr}");
         }
     }
 

@@ -1,0 +1,283 @@
+//! `jitffi explain SIG`: where every argument goes, and the code jitffi
+//! generates for it.
+//!
+//! The plan comes from the same classifier a [`jitffi::Cif`] uses and the
+//! code from the same emitter, assembled but not published, so any target
+//! can be explained on any host.
+
+use std::fmt::Write as _;
+
+use jitffi::classify::classify;
+use jitffi::emit::{compile_call, compile_closure_thunk, EntryForm};
+use jitffi::plan::{ArgPass, CallPlan, Ext, Loc, Piece, RetPass};
+use jitffi::{Abi, Arch};
+
+use crate::error::{parse_signature, CliError};
+use crate::sig::{DataModel, Signature};
+
+/// The targets `--target` accepts: name, ABI, description.
+pub const TARGETS: &[(&str, Abi, &str)] = &[
+    (
+        "x86_64-sysv",
+        Abi::SysV64,
+        "x86-64 System V (Linux, BSD, macOS)",
+    ),
+    ("x86_64-win64", Abi::Win64, "x86-64 Microsoft x64 (MSVC)"),
+    (
+        "x86_64-gnuw64",
+        Abi::GnuW64,
+        "x86-64 Microsoft x64, GNU (MinGW) flavour",
+    ),
+    ("aarch64", Abi::Aapcs64, "AArch64 AAPCS64 (Linux)"),
+];
+
+/// The target name for `abi` (the first `TARGETS` entry with it).
+pub fn target_name(abi: Abi) -> &'static str {
+    TARGETS
+        .iter()
+        .find(|t| t.1 == abi)
+        .map_or("unknown", |t| t.0)
+}
+
+/// Resolves a `--target` name; also accepts jitffi's ABI names
+/// (`sysv64`, `win64`, ...) and `x86_64` for the host's x86-64 ABI.
+pub fn parse_target(name: &str) -> Result<Abi, CliError> {
+    let lower = name.to_ascii_lowercase();
+    let abi = match lower.as_str() {
+        "x86_64" | "x86-64" | "x86_64-linux" | "x86_64-sysv" | "sysv" | "sysv64" => {
+            Some(Abi::SysV64)
+        }
+        "x86_64-win64" | "x86_64-windows" | "win64" => Some(Abi::Win64),
+        "x86_64-gnuw64" | "gnuw64" | "mingw" => Some(Abi::GnuW64),
+        "aarch64" | "arm64" | "aarch64-linux" | "aapcs64" => Some(Abi::Aapcs64),
+        _ => None,
+    };
+    abi.ok_or_else(|| {
+        let known: Vec<&str> = TARGETS.iter().map(|t| t.0).collect();
+        CliError::Usage(format!(
+            "unknown target `{name}`; known targets: {}",
+            known.join(", ")
+        ))
+    })
+}
+
+/// What `explain` prints besides the plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Show {
+    /// Leave out the disassembly.
+    pub no_code: bool,
+    /// Add each instruction's bytes.
+    pub bytes: bool,
+}
+
+/// Explains `text` for `target` (or the signature's prefix, or the host).
+pub fn explain(text: &str, target: Option<Abi>, show: Show) -> Result<String, CliError> {
+    let sig = parse_signature(text)?;
+    let abi = match (sig.abi, target) {
+        (Some(a), Some(t)) if a != t => {
+            return Err(CliError::Usage(format!(
+                "the signature says `{}:` but --target is {}",
+                a.name(),
+                target_name(t)
+            )))
+        }
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => Abi::host(),
+    };
+    let lowered = sig.lower(abi)?;
+    let plan = classify(abi, &lowered.ret, &lowered.args, lowered.fixed)?;
+    let mut out = String::new();
+    header(&mut out, &sig, abi);
+    describe_plan(&mut out, &sig, &plan);
+    if !show.no_code {
+        code_sections(&mut out, &plan, show);
+    }
+    Ok(out)
+}
+
+fn header(out: &mut String, sig: &Signature, abi: Abi) {
+    let model = match DataModel::of(abi) {
+        DataModel::Lp64 => "LP64",
+        DataModel::Llp64 => "LLP64",
+    };
+    let _ = writeln!(out, "signature  {sig}");
+    let _ = writeln!(
+        out,
+        "target     {} ({}, {model})",
+        target_name(abi),
+        abi.name()
+    );
+}
+
+/// One line per value: the plan in words.
+pub fn describe_plan(out: &mut String, sig: &Signature, plan: &CallPlan) {
+    let arch = plan.arch;
+    let _ = writeln!(out, "\ncall plan");
+    let ret = &plan.ret;
+    let ret_text = match &ret.pass {
+        RetPass::Void => "nothing".to_string(),
+        RetPass::Direct(pieces) => pieces_in_words(arch, pieces, ret.ty.size()),
+        RetPass::Indirect { pointer, returned } => {
+            let mut s = format!(
+                "in memory: the caller passes a buffer's address in {}",
+                pointer.name(arch)
+            );
+            if let Some(r) = returned {
+                let _ = write!(s, ", and gets it back in {}", r.name(arch));
+            }
+            s
+        }
+    };
+    let _ = writeln!(out, "  return  {}: {ret_text}", with_size(&ret.ty));
+    let params: Vec<_> = sig.all_params().collect();
+    for (i, a) in plan.args.iter().enumerate() {
+        let name = params
+            .get(i)
+            .and_then(|p| p.name.as_deref())
+            .map(|n| format!(" `{n}`"))
+            .unwrap_or_default();
+        let variadic = if a.variadic { " (variadic)" } else { "" };
+        let where_ = match &a.pass {
+            ArgPass::Direct(pieces) => pieces_in_words(arch, pieces, a.ty.size()),
+            ArgPass::Indirect { pointer } => format!(
+                "copied by the caller; the copy's address in {}",
+                loc_words(arch, *pointer)
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  arg {i}{name}{variadic}  {}: {where_}",
+            with_size(&a.ty)
+        );
+    }
+    let mut notes = Vec::new();
+    if plan.stack_bytes > 0 {
+        notes.push(format!(
+            "{} bytes of outgoing stack arguments",
+            plan.stack_bytes
+        ));
+    } else {
+        notes.push("no stack arguments".to_string());
+    }
+    if plan.shadow_space > 0 {
+        notes.push(format!(
+            "{} bytes of shadow space at the bottom of the argument area",
+            plan.shadow_space
+        ));
+    }
+    if let Some(n) = plan.vector_count {
+        notes.push(format!(
+            "al = {n} (vector registers used; read only by variadic callees)"
+        ));
+    }
+    if let Some(chain) = plan.static_chain {
+        notes.push(format!("static chain in {}", chain.name(arch)));
+    }
+    let _ = writeln!(out, "  frame   {}", notes.join("; "));
+    let _ = writeln!(out, "\nplan (as jitffi prints it)");
+    for line in plan.to_string().lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
+fn with_size(ty: &jitffi::Type) -> String {
+    if ty.is_void() {
+        "void".into()
+    } else {
+        format!("{ty} ({} bytes)", ty.size())
+    }
+}
+
+fn loc_words(arch: Arch, loc: Loc) -> String {
+    match loc {
+        Loc::Stack(off) => format!("the stack at offset {off}"),
+        other => other.name(arch),
+    }
+}
+
+fn pieces_in_words(arch: Arch, pieces: &[Piece], value_size: usize) -> String {
+    let whole = pieces.len() == 1 && pieces[0].offset == 0 && pieces[0].size as usize == value_size;
+    let parts: Vec<String> = pieces
+        .iter()
+        .map(|p| {
+            let ext = match p.ext {
+                Ext::None => "",
+                Ext::Sign => ", sign-extended",
+                Ext::Zero => ", zero-extended",
+            };
+            let place = loc_words(arch, p.loc);
+            if whole {
+                format!("{place}{ext}")
+            } else {
+                format!("bytes {}..{} in {place}{ext}", p.offset, p.offset + p.size)
+            }
+        })
+        .collect();
+    parts.join("; ")
+}
+
+fn code_sections(out: &mut String, plan: &CallPlan, show: Show) {
+    let sections: [(&str, jitffi::Result<Vec<u8>>); 3] = [
+        (
+            "call stub, libffi form: void stub(void *fn, void *rvalue, void **avalue)",
+            compile_call(plan, EntryForm::Libffi),
+        ),
+        (
+            "call stub, packed form: R stub(void *fn, void *rvalue, const void *args)",
+            compile_call(plan, EntryForm::Packed),
+        ),
+        (
+            "closure thunk: the native signature; closure record in r11 (x86-64)",
+            compile_closure_thunk(plan),
+        ),
+    ];
+    for (title, code) in sections {
+        let _ = writeln!(out);
+        match code {
+            Ok(bytes) => {
+                let _ = writeln!(out, "{title}, {} bytes", bytes.len());
+                disassemble(out, plan.arch, &bytes, show.bytes);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{title}\n  (no code: {e})");
+            }
+        }
+    }
+}
+
+/// Appends an Intel-syntax listing of `code`, offsets from 0.
+pub fn disassemble(out: &mut String, arch: Arch, code: &[u8], bytes: bool) {
+    match arch {
+        Arch::X86_64 => disassemble_x64(out, code, bytes),
+        Arch::Aarch64 => {
+            let _ = writeln!(out, "  (no AArch64 disassembler in this build)");
+        }
+    }
+}
+
+fn disassemble_x64(out: &mut String, code: &[u8], show_bytes: bool) {
+    use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
+    let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+    let mut formatter = IntelFormatter::new();
+    formatter.options_mut().set_first_operand_char_index(8);
+    formatter.options_mut().set_hex_prefix("0x");
+    formatter.options_mut().set_hex_suffix("");
+    formatter.options_mut().set_branch_leading_zeros(false);
+    let mut text = String::new();
+    let mut insn = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut insn);
+        text.clear();
+        formatter.format(&insn, &mut text);
+        let start = insn.ip() as usize;
+        let _ = write!(out, "  {start:04x}  ");
+        if show_bytes {
+            let hex: Vec<String> = code[start..start + insn.len()]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let _ = write!(out, "{:<30} ", hex.join(" "));
+        }
+        let _ = writeln!(out, "{text}");
+    }
+}
