@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{LazyLock, OnceLock, RwLock};
 
-use crate::abi::Abi;
+use crate::abi::{Abi, Arch};
 use crate::classify;
 use crate::emit::{self, EntryForm};
 use crate::error::{Error, Result};
@@ -28,6 +28,7 @@ use crate::memory;
 use crate::perfmap;
 use crate::plan::CallPlan;
 use crate::types::Type;
+use crate::unwind;
 
 /// `void stub(void *fn, void *rvalue, void **avalue)`.
 ///
@@ -95,7 +96,34 @@ pub struct Compiled {
     /// The closure thunk, compiled on first use: most shapes are only ever
     /// called, so cold preparation does not pay for it.
     thunk: OnceLock<std::result::Result<usize, Error>>,
+    /// The libffi-form stub with a static chain, compiled on first use.
+    chain_stub: OnceLock<std::result::Result<usize, Error>>,
+    /// The Go closure thunk, compiled on first use.
+    go_thunk: OnceLock<std::result::Result<usize, Error>>,
 }
+
+/// `void stub(void *fn, void *rvalue, void **avalue, void *chain)`: the
+/// libffi form, calling `fn` with `chain` in the static chain register
+/// (libffi's `ffi_call_go`).
+///
+/// ```
+/// use jitffi::{cache, Abi, Type};
+/// use std::ffi::c_void;
+/// extern "C" fn twice(x: i64) -> i64 { 2 * x } // ignores its chain
+/// let c = cache::lookup(Abi::host(), &Type::i64(), &[Type::i64()], None).unwrap();
+/// let (x, mut r) = (21i64, 0i64);
+/// let avalue = [&x as *const i64 as *const c_void];
+/// let chain = std::ptr::null();
+/// // SAFETY: `twice` is int64_t(int64_t); avalue and r match it.
+/// unsafe { c.chain_entry().unwrap()(twice as *const c_void, &mut r as *mut i64 as *mut c_void, avalue.as_ptr(), chain) };
+/// assert_eq!(r, 42);
+/// ```
+pub type ChainEntry = unsafe extern "C" fn(
+    *const libc::c_void,
+    *mut libc::c_void,
+    *const *const libc::c_void,
+    *const libc::c_void,
+);
 
 impl Compiled {
     /// The closure thunk of this shape (see `emit::compile_closure_thunk`),
@@ -111,13 +139,62 @@ impl Compiled {
     pub fn closure_thunk(&self) -> Result<*const u8> {
         self.thunk
             .get_or_init(|| {
-                let code = emit::compile_closure_thunk(&self.plan)?;
-                let at = memory::publish(&code)?;
-                perfmap::record_thunk(at, code.len(), self.signature());
+                let code = emit::compile_closure_thunk_with_unwind(&self.plan)?;
+                let [at] = publish(self.plan.arch, [&code])?;
+                perfmap::record_thunk(at, code.bytes.len(), self.signature());
                 Ok(at as usize)
             })
             .clone()
             .map(|a| a as *const u8)
+    }
+
+    /// The libffi-form stub that also passes a static chain (see
+    /// [`ChainEntry`]), compiled and published on first use.
+    pub fn chain_entry(&self) -> Result<ChainEntry> {
+        let at = self
+            .chain_stub
+            .get_or_init(|| {
+                let code = emit::compile_call_with_unwind(&self.chain_plan(), EntryForm::Libffi)?;
+                let [at] = publish(self.plan.arch, [&code])?;
+                perfmap::record_call(EntryForm::Libffi, at, code.bytes.len(), self.signature());
+                Ok(at as usize)
+            })
+            .clone()?;
+        // SAFETY: the stub was generated for exactly this entry signature
+        // and sits in executable memory that is never unmapped.
+        Ok(unsafe { std::mem::transmute::<usize, ChainEntry>(at) })
+    }
+
+    /// The Go closure thunk of this shape, compiled and published on first
+    /// use: entered with a Go closure record (see [`emit::go_record`],
+    /// libffi's `ffi_go_closure`) in the static chain register, it calls
+    /// the record's `fun(cif, rvalue, args, record)`. A record's first word
+    /// holds this address; callers call through it with the record as
+    /// their static chain.
+    ///
+    /// ```
+    /// use jitffi::{cache, Abi, Type};
+    /// let c = cache::lookup(Abi::host(), &Type::i32(), &[Type::i32()], None).unwrap();
+    /// let t = c.go_closure_thunk().unwrap();
+    /// assert_eq!(t, c.go_closure_thunk().unwrap());
+    /// assert_ne!(t, c.closure_thunk().unwrap());
+    /// ```
+    pub fn go_closure_thunk(&self) -> Result<*const u8> {
+        self.go_thunk
+            .get_or_init(|| {
+                let code = emit::compile_closure_thunk_with_unwind(&self.chain_plan())?;
+                let [at] = publish(self.plan.arch, [&code])?;
+                perfmap::record_thunk(at, code.bytes.len(), self.signature());
+                Ok(at as usize)
+            })
+            .clone()
+            .map(|a| a as *const u8)
+    }
+
+    fn chain_plan(&self) -> CallPlan {
+        let mut plan = self.plan.clone();
+        plan.static_chain = Some(classify::static_chain_register(self.abi));
+        plan
     }
 
     fn signature(&self) -> (Abi, &Type, &[Type], Option<usize>) {
@@ -133,13 +210,13 @@ impl Compiled {
 
     fn build(abi: Abi, ret: &Type, args: &[Type], fixed_args: Option<usize>) -> Result<Compiled> {
         let plan = classify::classify(abi, ret, args, fixed_args)?;
-        let raw_code = emit::compile_call(&plan, EntryForm::Libffi)?;
-        let packed_code = emit::compile_call(&plan, EntryForm::Packed)?;
-        let raw = memory::publish(&raw_code)?;
-        let packed = memory::publish(&packed_code)?;
+        let raw_code = emit::compile_call_with_unwind(&plan, EntryForm::Libffi)?;
+        let packed_code = emit::compile_call_with_unwind(&plan, EntryForm::Packed)?;
+        let [raw, packed] = publish(plan.arch, [&raw_code, &packed_code])?;
+        let (raw_len, packed_len) = (raw_code.bytes.len(), packed_code.bytes.len());
         let sig = (abi, ret, args, fixed_args);
-        perfmap::record_call(EntryForm::Libffi, raw, raw_code.len(), sig);
-        perfmap::record_call(EntryForm::Packed, packed, packed_code.len(), sig);
+        perfmap::record_call(EntryForm::Libffi, raw, raw_len, sig);
+        perfmap::record_call(EntryForm::Packed, packed, packed_len, sig);
         // SAFETY: both stubs were generated for exactly these entry
         // signatures (see `EntryForm`) and now sit in executable memory that
         // is never unmapped.
@@ -157,9 +234,49 @@ impl Compiled {
             plan,
             raw_entry,
             packed_entry,
-            code_bytes: raw_code.len() + packed_code.len(),
+            code_bytes: raw_len + packed_len,
             thunk: OnceLock::new(),
+            chain_stub: OnceLock::new(),
+            go_thunk: OnceLock::new(),
         })
+    }
+}
+
+/// Publishes pieces of code as one block (each piece 16-aligned, `int3`
+/// between them), followed by the `.eh_frame` section that describes them,
+/// and registers the section: one publish and one registration however
+/// many pieces, no other code between them, and unwind information that
+/// lives exactly as long as its code (forever).
+fn publish<const N: usize>(arch: Arch, codes: [&emit::Code; N]) -> Result<[*const u8; N]> {
+    thread_local! {
+        /// Blocks are assembled here: a compile allocates no more than it must.
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    let assemble = |block: &mut Vec<u8>| -> Result<[*const u8; N]> {
+        block.clear();
+        let mut starts = [0usize; N];
+        for (start, code) in starts.iter_mut().zip(codes) {
+            block.resize(block.len().next_multiple_of(memory::BLOCK_ALIGN), 0xCC);
+            *start = block.len();
+            block.extend_from_slice(&code.bytes);
+        }
+        // Blocks are 16-aligned, so a block offset that is a multiple of 8
+        // is an 8-aligned address.
+        block.resize(block.len().next_multiple_of(8), 0xCC);
+        let section = block.len();
+        let pieces: [(usize, &emit::Code); N] = std::array::from_fn(|i| (starts[i], codes[i]));
+        unwind::append_eh_frame(block, arch, section, &pieces)?;
+        let base = memory::publish(block)?;
+        // SAFETY: the block now sits, unchanged for good, at `base` (16-aligned);
+        // the section at `base + section` was built for that offset from
+        // its code, and is registered once, here.
+        unsafe { unwind::register_section(base.wrapping_add(section)) };
+        Ok(starts.map(|s| base.wrapping_add(s)))
+    };
+    // During thread teardown (or reentry) the scratch may be unavailable.
+    match SCRATCH.try_with(|s| s.try_borrow_mut().ok().map(|mut b| assemble(&mut b))) {
+        Ok(Some(done)) => done,
+        _ => assemble(&mut Vec::new()),
     }
 }
 

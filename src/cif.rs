@@ -133,6 +133,7 @@ impl Cif {
     /// let cif = Cif::new(Type::f64(), &[Type::i32()]).unwrap();
     /// assert_eq!(cif.ret(), &Type::f64());
     /// ```
+    #[inline]
     pub fn ret(&self) -> &Type {
         &self.compiled.ret
     }
@@ -144,6 +145,7 @@ impl Cif {
     /// let cif = Cif::new(Type::void(), &[Type::i32(), Type::pointer()]).unwrap();
     /// assert_eq!(cif.args(), &[Type::i32(), Type::pointer()]);
     /// ```
+    #[inline]
     pub fn args(&self) -> &[Type] {
         &self.compiled.args
     }
@@ -284,6 +286,56 @@ impl Cif {
         // SAFETY: forwarded to the caller's contract; the stub implements
         // exactly this signature.
         unsafe { (self.compiled.raw_entry)(f, rvalue, avalue) }
+    }
+
+    /// Calls `f` like [`Cif::call_raw`], with `chain` in the static chain
+    /// register (`r10` on x86-64; see
+    /// [`classify::static_chain_register`](crate::classify::static_chain_register)):
+    /// libffi's `ffi_call_go`, and how gcc calls nested functions. The
+    /// stub is compiled on first use.
+    ///
+    /// # Safety
+    /// As [`Cif::call_raw`]; `f` may read its static chain, which is
+    /// `chain`.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// extern "C" fn twice(x: i64) -> i64 { 2 * x } // ignores its chain
+    /// let cif = Cif::new(Type::i64(), &[Type::i64()]).unwrap();
+    /// let (x, mut r) = (21i64, 0i64);
+    /// let avalue = [&x as *const i64 as *const _];
+    /// unsafe {
+    ///     cif.call_raw_with_chain(twice as *const _, &mut r as *mut i64 as *mut _, avalue.as_ptr(), std::ptr::null())
+    /// }
+    /// .unwrap();
+    /// assert_eq!(r, 42);
+    /// ```
+    pub unsafe fn call_raw_with_chain(
+        &self,
+        f: *const c_void,
+        rvalue: *mut c_void,
+        avalue: *const *const c_void,
+        chain: *const c_void,
+    ) -> Result<()> {
+        let stub = self.compiled.chain_entry()?;
+        // SAFETY: forwarded to the caller's contract; the stub implements
+        // this signature plus the chain.
+        unsafe { stub(f, rvalue, avalue, chain) };
+        Ok(())
+    }
+
+    /// The Go-closure thunk of this cif's shape: entered with a record
+    /// laid out as [`emit::go_record`](crate::emit::go_record) (libffi's
+    /// `ffi_go_closure`: code, cif, fun) in the static chain register, it
+    /// calls `fun(cif, rvalue, args, record)`.
+    ///
+    /// ```
+    /// use jitffi::{Cif, Type};
+    /// let cif = Cif::new(Type::i32(), &[Type::i32()]).unwrap();
+    /// assert!(!cif.go_closure_thunk().unwrap().is_null());
+    /// ```
+    pub fn go_closure_thunk(&self) -> Result<*const u8> {
+        self.compiled.go_closure_thunk()
     }
 
     /// Calls `f` with its arguments packed in one buffer (argument `i` at

@@ -58,6 +58,23 @@ pub mod record {
     pub const SIZE: usize = 64;
 }
 
+/// The closure thunk of `cif`'s shape, compiled on first use and shared,
+/// for code that fills closure records itself (the C API's
+/// `ffi_prep_closure_loc`): entered with a record's address in `r11` (a
+/// slot trampoline, or any code that sets `r11` and jumps here), it runs
+/// `record.FUN(record.CIF, rvalue, args, record.USER_DATA)` with the
+/// words at those [`record`] offsets, and reads nothing else of the record.
+///
+/// ```
+/// use jitffi::{closure, Cif, Type};
+/// let cif = Cif::new(Type::i32(), &[Type::i32()]).unwrap();
+/// let again = Cif::new(Type::i32(), &[Type::i32()]).unwrap();
+/// assert_eq!(closure::thunk(&cif).unwrap(), closure::thunk(&again).unwrap());
+/// ```
+pub fn thunk(cif: &Cif) -> Result<*const u8> {
+    cif.compiled().closure_thunk()
+}
+
 /// A closure handler with libffi's signature: `cif` is what the closure
 /// was built with (for [`RawClosure::new`], a `*const Cif`), `rvalue` the
 /// return buffer, `args[i]` points at argument `i`, valid during the call.
@@ -192,8 +209,6 @@ impl std::fmt::Debug for Closure {
     }
 }
 
-type DynHandler = dyn Fn(&Args<'_>, &mut Ret<'_>) + Send + Sync;
-
 impl Closure {
     /// A closure for `cif` running `f`. `f` may be called from any thread
     /// and re-entered, hence `Fn + Send + Sync`; use interior mutability
@@ -221,11 +236,11 @@ impl Closure {
     where
         F: Fn(&Args<'_>, &mut Ret<'_>) + Send + Sync + 'static,
     {
-        let state: Box<Box<DynHandler>> = Box::new(Box::new(f));
-        let user_data = (&*state as *const Box<DynHandler>)
-            .cast_mut()
-            .cast::<c_void>();
-        let raw = RawClosure::new(cif, call_rust_handler, user_data)?;
+        // The handler is monomorphised per closure type, so `f` is inlined
+        // into it: no dynamic call between the thunk and the Rust code.
+        let state: Box<F> = Box::new(f);
+        let user_data = (&*state as *const F).cast_mut().cast::<c_void>();
+        let raw = RawClosure::new(cif, call_rust_handler::<F>, user_data)?;
         Ok(Closure { raw, _state: state })
     }
 
@@ -298,21 +313,18 @@ fn thread_token() -> usize {
 
 /// The raw handler behind every [`Closure`]: unwraps the Rust closure and
 /// keeps panics on this side of the C boundary.
-unsafe extern "C" fn call_rust_handler(
+unsafe extern "C" fn call_rust_handler<F>(
     cif: *const c_void,
     rvalue: *mut c_void,
     args: *const *mut c_void,
     user_data: *mut c_void,
-) {
+) where
+    F: Fn(&Args<'_>, &mut Ret<'_>) + Send + Sync + 'static,
+{
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `Closure::new` stored a `*const Box<DynHandler>` that the
-        // Closure keeps alive, and RawClosure passes its `*const Cif`.
-        let (f, cif) = unsafe {
-            (
-                &*user_data.cast_const().cast::<Box<DynHandler>>(),
-                &*cif.cast::<Cif>(),
-            )
-        };
+        // SAFETY: `Closure::new` stored a `*const F` that the Closure keeps
+        // alive, and RawClosure passes its `*const Cif`.
+        let (f, cif) = unsafe { (&*user_data.cast_const().cast::<F>(), &*cif.cast::<Cif>()) };
         let args = Args {
             cif,
             ptrs: args,
@@ -326,17 +338,25 @@ unsafe extern "C" fn call_rust_handler(
         f(&args, &mut ret);
     }));
     if let Err(payload) = outcome {
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(non-string panic payload)".into());
-        eprintln!(
-            "jitffi: a closure handler panicked: {msg}\n\
-             jitffi: aborting, because a panic must not unwind into the C caller"
-        );
-        std::process::abort();
+        handler_panicked(payload);
     }
+}
+
+/// Reports a handler's panic and aborts (kept out of line: the hot path
+/// of every handler stays small).
+#[cold]
+#[inline(never)]
+fn handler_panicked(payload: Box<dyn Any + Send>) -> ! {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic payload)".into());
+    eprintln!(
+        "jitffi: a closure handler panicked: {msg}\n\
+         jitffi: aborting, because a panic must not unwind into the C caller"
+    );
+    std::process::abort();
 }
 
 /// The arguments of one closure call.
@@ -349,11 +369,13 @@ pub struct Args<'call> {
 
 impl Args<'_> {
     /// Number of arguments.
+    #[inline]
     pub fn len(&self) -> usize {
         self.cif.args().len()
     }
 
     /// `true` for a signature without arguments.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -363,20 +385,14 @@ impl Args<'_> {
     /// # Panics
     /// If `i` is out of range or `T` is not the argument's type (the panic
     /// then aborts the process, see [`Closure`]).
+    #[inline]
     pub fn get<T: CType>(&self, i: usize) -> T {
-        let ty = self
-            .cif
-            .args()
-            .get(i)
-            .unwrap_or_else(|| panic!("argument {i} requested of {}", self.len()));
-        assert!(
-            T::is(ty),
-            "argument {i} is {ty}, not {} as requested",
-            T::ffi_type()
-        );
-        // SAFETY: the thunk passes one valid pointer per argument, to a value
-        // of the argument's type, which is T (checked).
-        unsafe { self.ptr(i).cast::<T>().read_unaligned() }
+        match self.cif.args().get(i) {
+            // SAFETY: the thunk passes one valid pointer per argument, to a
+            // value of the argument's type, which is T (checked).
+            Some(ty) if T::is(ty) => unsafe { (*self.ptrs.add(i)).cast::<T>().read_unaligned() },
+            _ => wrong_argument::<T>(self.cif, i),
+        }
     }
 
     /// Pointer to argument `i` (valid during the call), for types `get`
@@ -384,6 +400,7 @@ impl Args<'_> {
     ///
     /// # Panics
     /// If `i` is out of range.
+    #[inline]
     pub fn ptr(&self, i: usize) -> *mut c_void {
         assert!(i < self.len(), "argument {i} requested of {}", self.len());
         // SAFETY: the thunk's pointer array has one entry per argument.
@@ -394,6 +411,23 @@ impl Args<'_> {
     pub fn cif(&self) -> &Cif {
         self.cif
     }
+}
+
+/// `Args::get`'s failure, out of line so the check stays two compares.
+#[cold]
+#[inline(never)]
+fn wrong_argument<T: CType>(cif: &Cif, i: usize) -> ! {
+    match cif.args().get(i) {
+        None => panic!("argument {i} requested of {}", cif.args().len()),
+        Some(ty) => panic!("argument {i} is {ty}, not {} as requested", T::ffi_type()),
+    }
+}
+
+/// `Ret::set`'s failure, out of line.
+#[cold]
+#[inline(never)]
+fn wrong_return<T: CType>(ret: &crate::types::Type) -> ! {
+    panic!("the closure returns {ret}, not {}", T::ffi_type())
 }
 
 /// The return slot of one closure call.
@@ -409,13 +443,12 @@ impl Ret<'_> {
     ///
     /// # Panics
     /// If `T` is not the cif's return type (aborting, see [`Closure`]).
+    #[inline]
     pub fn set<T: CType>(&mut self, value: T) {
         let ret = self.cif.ret();
-        assert!(
-            T::is(ret),
-            "the closure returns {ret}, not {}",
-            T::ffi_type()
-        );
+        if !T::is(ret) {
+            wrong_return::<T>(ret);
+        }
         if ret.is_void() {
             return;
         }
@@ -426,6 +459,7 @@ impl Ret<'_> {
 
     /// The return buffer, for types `set` cannot name (see [`RawHandler`]
     /// for its size and alignment).
+    #[inline]
     pub fn ptr(&self) -> *mut c_void {
         self.ptr
     }

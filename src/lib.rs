@@ -37,6 +37,7 @@ pub mod memory;
 pub mod perfmap;
 pub mod plan;
 pub mod types;
+pub mod unwind;
 
 pub use abi::{Abi, Arch};
 pub use cif::{Arg, CType, Cif, PackedEntry, RawEntry, MAX_ARGS};

@@ -145,6 +145,13 @@
 //! is reused) instead of unmapped memory or another closure's code.
 //! [`closure_slot_bytes`] counts what the chunks hold.
 //!
+//! Chunks of larger records (any power of two up to
+//! [`MAX_CLOSURE_RECORD`], for libffi's `ffi_closure_alloc` of bigger
+//! sizes) are the same drawing with a wider record stride and fewer slots;
+//! [`map_closure_slots`] maps one for a caller that pools them itself.
+//! Every chunk is registered, so [`closure_slot_of`] tells whether an
+//! address is one of jitffi's records, without touching it.
+//!
 //! # Limits
 //!
 //! Double mapping keeps every *page* W^X, but the process still holds a
@@ -1014,15 +1021,47 @@ fn freed_routine() -> usize {
     freed_closure_called as *const () as usize
 }
 
-/// Sizes of a closure chunk's code part and data part (page multiples).
+/// What the thunk word of every idle (never handed out, or freed) record
+/// holds: the routine that reports a call of a freed closure and aborts.
+/// A pool can compare a record's thunk word with it to tell a double free.
+///
+/// ```
+/// use jitffi::memory::{alloc_closure_slot, free_closure_slot, freed_closure_routine};
+/// let slot = alloc_closure_slot().unwrap();
+/// // SAFETY: the thunk word of a record we hold, pointer-aligned.
+/// let word = unsafe { slot.record.cast::<*const u8>().read() };
+/// assert_eq!(word, freed_closure_routine());
+/// // SAFETY: allocated above, freed once, never called.
+/// unsafe { free_closure_slot(slot) };
+/// ```
+pub fn freed_closure_routine() -> *const u8 {
+    freed_routine() as *const u8
+}
+
+/// Sizes of a standard closure chunk's code part and data part (page
+/// multiples).
+#[cfg(test)]
 fn closure_chunk_layout() -> Result<(usize, usize)> {
     use crate::closure::record;
+    closure_chunk_geometry(record::SIZE).map(|(code, data, _)| (code, data))
+}
+
+/// Code bytes, data bytes (page multiples) and slot count of a chunk whose
+/// records are `record_size` bytes: 256 slots of the standard 64 bytes,
+/// fewer of larger records so that a chunk's records take about 16 KiB,
+/// but at least one.
+fn closure_chunk_geometry(record_size: usize) -> Result<(usize, usize, usize)> {
+    use crate::closure::record;
+    let slots =
+        (CLOSURE_CHUNK_SLOTS * record::SIZE / record_size.max(1)).clamp(1, CLOSURE_CHUNK_SLOTS);
     let page = page_size();
-    let code = round_up(CLOSURE_CHUNK_SLOTS * TRAMPOLINE_SIZE, page);
-    let data = round_up(CLOSURE_CHUNK_SLOTS * record::SIZE, page);
+    let code = round_up(slots * TRAMPOLINE_SIZE, page);
+    let data = slots
+        .checked_mul(record_size)
+        .and_then(|d| round_up(d, page));
     match (code, data) {
-        (Some(c), Some(d)) => Ok((c, d)),
-        _ => Err(too_large(CLOSURE_CHUNK_SLOTS * record::SIZE)),
+        (Some(c), Some(d)) => Ok((c, d, slots)),
+        _ => Err(too_large(slots.saturating_mul(record_size))),
     }
 }
 
@@ -1044,18 +1083,24 @@ fn trampoline(at: usize, record: usize) -> Option<[u8; TRAMPOLINE_SIZE]> {
 }
 
 /// Writes the trampolines for a chunk whose code page starts at `base`
-/// and whose records start at `data` into a page image.
+/// and whose `slots` records of `record_size` bytes start at `data` into a
+/// page image.
 #[cfg(target_arch = "x86_64")]
-fn trampoline_page(base: usize, data: usize, code_len: usize) -> Result<Vec<u8>> {
-    use crate::closure::record;
+fn trampoline_page(
+    base: usize,
+    data: usize,
+    code_len: usize,
+    record_size: usize,
+    slots: usize,
+) -> Result<Vec<u8>> {
     let mut page = vec![PAD_BYTE; code_len];
     for (i, t) in page
         .chunks_exact_mut(TRAMPOLINE_SIZE)
-        .take(CLOSURE_CHUNK_SLOTS)
+        .take(slots)
         .enumerate()
     {
         let bytes =
-            trampoline(base + i * TRAMPOLINE_SIZE, data + i * record::SIZE).ok_or_else(|| {
+            trampoline(base + i * TRAMPOLINE_SIZE, data + i * record_size).ok_or_else(|| {
                 Error::CodeMemory {
                     reason: "closure records out of reach of their trampolines".into(),
                 }
@@ -1066,7 +1111,13 @@ fn trampoline_page(base: usize, data: usize, code_len: usize) -> Result<Vec<u8>>
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn trampoline_page(_base: usize, _data: usize, _code_len: usize) -> Result<Vec<u8>> {
+fn trampoline_page(
+    _base: usize,
+    _data: usize,
+    _code_len: usize,
+    _record_size: usize,
+    _slots: usize,
+) -> Result<Vec<u8>> {
     Err(Error::CodeMemory {
         reason: "closure trampolines exist only for x86-64 so far".into(),
     })
@@ -1141,16 +1192,25 @@ fn install_code_page(base: *mut u8, image: &[u8], force_memfd: bool) -> Result<(
     Ok(())
 }
 
-/// Maps one closure chunk (drawn in the module docs: a code page of
-/// trampolines, then the records' pages) and returns its slots, in address
-/// order. `force_memfd` is for tests (see [`install_code_page`]).
+/// Maps one standard closure chunk (drawn in the module docs: a code page
+/// of trampolines, then the records' pages) and returns its slots, in
+/// address order. `force_memfd` is for tests (see [`install_code_page`]).
 fn map_closure_chunk(force_memfd: bool) -> Result<Vec<ClosureSlot>> {
     use crate::closure::record;
-    let (code_len, data_len) = closure_chunk_layout()?;
+    map_closure_chunk_of(record::SIZE, force_memfd)
+}
+
+/// Maps one closure chunk of records of `record_size` bytes (a power of
+/// two, at least 64) and registers it for [`closure_slot_of`].
+fn map_closure_chunk_of(record_size: usize, force_memfd: bool) -> Result<Vec<ClosureSlot>> {
+    use crate::closure::record;
+    debug_assert!(record_size.is_power_of_two() && record_size >= record::SIZE);
+    let (code_len, data_len, count) = closure_chunk_geometry(record_size)?;
     let total = code_len + data_len;
     let base = map_anon_rw(total)?;
     let data = base.wrapping_add(code_len);
-    let installed = trampoline_page(base as usize, data as usize, code_len).and_then(|image| {
+    let image = trampoline_page(base as usize, data as usize, code_len, record_size, count);
+    let installed = image.and_then(|image| {
         // SAFETY: `base` starts `total >= code_len` fresh writable bytes.
         unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), base, code_len) };
         install_code_page(base, &image, force_memfd)
@@ -1161,9 +1221,13 @@ fn map_closure_chunk(force_memfd: bool) -> Result<Vec<ClosureSlot>> {
         return Err(e);
     }
     crate::perfmap::record(base, code_len, || "jitffi closure trampolines".into());
-    let slots = (0..CLOSURE_CHUNK_SLOTS)
+    // Trampolines never move rsp: one frameless entry describes them all,
+    // so unwinders walk from a thunk through them to the caller. Failing
+    // to register costs only that, not the closures.
+    let _ = crate::unwind::register_frameless(crate::abi::Arch::X86_64, base as usize, code_len);
+    let slots = (0..count)
         .map(|i| {
-            let rec = data.wrapping_add(i * record::SIZE);
+            let rec = data.wrapping_add(i * record_size);
             // Idle records send a stray call to the abort routine. Fresh
             // anonymous memory is zero, so the other words are already
             // cleared.
@@ -1180,7 +1244,169 @@ fn map_closure_chunk(force_memfd: bool) -> Result<Vec<ClosureSlot>> {
         })
         .collect();
     SLOT_BYTES.fetch_add(total, Ordering::Relaxed);
+    register_chunk(SlotChunk {
+        data: data as usize,
+        end: data as usize + count * record_size,
+        code: base as usize,
+        record_size,
+    });
     Ok(slots)
+}
+
+/// Where one chunk's records and trampolines lie, for [`closure_slot_of`].
+#[derive(Clone, Copy, Debug)]
+struct SlotChunk {
+    /// The first record.
+    data: usize,
+    /// One past the last record.
+    end: usize,
+    /// The first trampoline.
+    code: usize,
+    /// Bytes per record.
+    record_size: usize,
+}
+
+/// Every closure chunk mapped, sorted by `data`. Entries are leaked, as
+/// the chunks they describe are never unmapped: a reference to one never
+/// goes stale.
+static SLOT_CHUNKS: std::sync::RwLock<Vec<&'static SlotChunk>> = std::sync::RwLock::new(Vec::new());
+
+/// The chunk found last, by any thread: repeated lookups in one chunk (an
+/// allocation, its preparation, its free) take no lock. A global rather
+/// than a thread-local: in a shared library (the C API's `libffi.so.8`)
+/// a thread-local costs a `__tls_get_addr` call, a global one load.
+static LAST_CHUNK: std::sync::atomic::AtomicPtr<SlotChunk> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+fn register_chunk(chunk: SlotChunk) {
+    let entry: &'static SlotChunk = Box::leak(Box::new(chunk));
+    let mut chunks = SLOT_CHUNKS.write().unwrap_or_else(|e| e.into_inner());
+    let at = chunks.partition_point(|c| c.data < chunk.data);
+    chunks.insert(at, entry);
+}
+
+/// The registered chunk whose records span `addr`.
+#[inline]
+fn chunk_holding(addr: usize) -> Option<SlotChunk> {
+    let within = |c: &SlotChunk| c.data <= addr && addr < c.end;
+    let last = LAST_CHUNK.load(Ordering::Acquire);
+    // SAFETY: LAST_CHUNK is null or a leaked, never-modified entry.
+    if let Some(c) = unsafe { last.as_ref() } {
+        if within(c) {
+            return Some(*c);
+        }
+    }
+    chunk_holding_slow(addr)
+}
+
+#[cold]
+fn chunk_holding_slow(addr: usize) -> Option<SlotChunk> {
+    let chunks = SLOT_CHUNKS.read().unwrap_or_else(|e| e.into_inner());
+    let at = chunks.partition_point(|c| c.data <= addr);
+    let found: &'static SlotChunk = chunks[..at]
+        .last()
+        .copied()
+        .filter(|c| c.data <= addr && addr < c.end)?;
+    LAST_CHUNK.store((found as *const SlotChunk).cast_mut(), Ordering::Release);
+    Some(*found)
+}
+
+/// The largest record [`map_closure_slots`] maps: 16 MiB.
+pub const MAX_CLOSURE_RECORD: usize = 16 << 20;
+
+/// Maps a fresh chunk of closure slots whose records are `record_size`
+/// bytes, for pools of records larger than the standard
+/// [`record::SIZE`](crate::closure::record::SIZE) (libffi's
+/// `ffi_closure_alloc` takes any size). The slots work like
+/// [`alloc_closure_slot`]'s (same trampolines, W^X, the record's first
+/// word is the thunk, idle records abort), but belong to the caller: they
+/// are in no free list, and are never unmapped. [`closure_slot_of`] finds
+/// them. About 16 KiB of records per chunk, at least one record.
+///
+/// `record_size` must be a power of two from `record::SIZE` to
+/// [`MAX_CLOSURE_RECORD`].
+///
+/// ```
+/// use jitffi::memory::{closure_slot_of, map_closure_slots};
+/// let slots = map_closure_slots(256).unwrap();
+/// assert_eq!(slots.len(), 64);
+/// assert_eq!(closure_slot_of(slots[3].record), Some((slots[3], 256)));
+/// assert_eq!(closure_slot_of(slots[3].record.wrapping_add(64)), None);
+/// ```
+pub fn map_closure_slots(record_size: usize) -> Result<Vec<ClosureSlot>> {
+    use crate::closure::record;
+    if !record_size.is_power_of_two() || !(record::SIZE..=MAX_CLOSURE_RECORD).contains(&record_size)
+    {
+        return Err(Error::CodeMemory {
+            reason: format!(
+                "closure records of {record_size} bytes: a power of two from {} to {MAX_CLOSURE_RECORD} is needed",
+                record::SIZE
+            ),
+        });
+    }
+    map_closure_chunk_of(record_size, false)
+}
+
+/// The closure slot whose record starts exactly at `record`, with its
+/// record size, if `record` is one of jitffi's (from
+/// [`alloc_closure_slot`] or [`map_closure_slots`]); `None` for any other
+/// address, including one inside a record. Never dereferences `record`.
+/// Usually lock-free (a memo of the last chunk hit).
+///
+/// ```
+/// use jitffi::closure::record;
+/// use jitffi::memory::{alloc_closure_slot, closure_slot_of, free_closure_slot};
+/// let slot = alloc_closure_slot().unwrap();
+/// assert_eq!(closure_slot_of(slot.record), Some((slot, record::SIZE)));
+/// let local = 0u64;
+/// assert_eq!(closure_slot_of((&local as *const u64).cast()), None);
+/// // SAFETY: allocated above, freed once, never called.
+/// unsafe { free_closure_slot(slot) };
+/// ```
+#[inline]
+pub fn closure_slot_of(record: *const u8) -> Option<(ClosureSlot, usize)> {
+    closure_record_containing(record).filter(|(slot, _)| slot.record.cast_const() == record)
+}
+
+/// The closure slot whose record holds `addr` (its first byte or any
+/// other), with its record size; `None` outside every record of jitffi's.
+/// Never dereferences `addr`.
+///
+/// ```
+/// use jitffi::memory::{closure_record_containing, map_closure_slots};
+/// let slots = map_closure_slots(128).unwrap();
+/// let inside = slots[1].record.wrapping_add(100);
+/// assert_eq!(closure_record_containing(inside), Some((slots[1], 128)));
+/// ```
+#[inline]
+pub fn closure_record_containing(addr: *const u8) -> Option<(ClosureSlot, usize)> {
+    let at = addr as usize;
+    let chunk = chunk_holding(at)?;
+    // Record sizes are powers of two: a shift, not a division (this sits
+    // on the prepare and free paths of the C API).
+    let i = (at - chunk.data) >> chunk.record_size.trailing_zeros();
+    Some((
+        ClosureSlot {
+            record: (chunk.data + i * chunk.record_size) as *mut u8,
+            code: (chunk.code + i * TRAMPOLINE_SIZE) as *const u8,
+        },
+        chunk.record_size,
+    ))
+}
+
+/// Retires a record as [`free_closure_slot`] does (its thunk word to the
+/// routine that reports a call of a freed closure, first, then its first
+/// [`record::SIZE`](crate::closure::record::SIZE) bytes zeroed), for pools
+/// that keep their own free lists of [`map_closure_slots`]'s slots.
+///
+/// # Safety
+/// `record` is the record of a slot from [`map_closure_slots`] that its
+/// owner no longer uses (no call of its code is running or will start
+/// before the slot is handed out again).
+pub unsafe fn retire_closure_record(record: *mut u8) {
+    // SAFETY: per the contract, a record of ours (at least record::SIZE
+    // bytes, 64-aligned) that no one uses.
+    unsafe { retire_record(record) }
 }
 
 /// Moves up to `n` slots from the global list to `to`, mapping a chunk
@@ -1990,6 +2216,78 @@ mod tests {
                 assert_eq!(call_usize(s.code), s.record as usize, "slot {i}");
             }
         }
+    }
+
+    #[test]
+    fn larger_records_get_their_own_chunks_found_by_address() {
+        let thunk = r11_thunk();
+        for (size, count) in [(128, 128), (256, 64), (4096, 4), (16384, 1), (1 << 20, 1)] {
+            let (code_len, data_len, n) = closure_chunk_geometry(size).unwrap();
+            assert_eq!((code_len, n), (4096, count), "{size}");
+            assert_eq!(data_len, (count * size).max(4096), "{size}");
+            let slots = map_closure_slots(size).unwrap();
+            assert_eq!(slots.len(), count, "{size}");
+            let base = slots[0].code as usize;
+            for (i, s) in slots.iter().enumerate() {
+                assert_eq!(s.code as usize, base + 16 * i);
+                assert_eq!(s.record as usize, base + code_len + size * i);
+                assert_eq!(read_word(s.record), freed_routine());
+                assert_eq!(closure_slot_of(s.record), Some((*s, size)));
+                // Inside a record, or past the last one: not a record.
+                assert_eq!(closure_slot_of(s.record.wrapping_add(64)), None);
+                assert_eq!(closure_slot_of(s.record.wrapping_add(size - 1)), None);
+                for off in [0, 8, 64, size / 2, size - 1] {
+                    let inside = s.record.wrapping_add(off);
+                    assert_eq!(closure_record_containing(inside), Some((*s, size)));
+                }
+                // SAFETY: the slots are this test's, in no free list.
+                unsafe { s.record.cast::<*const u8>().write(thunk) };
+                assert_eq!(call_usize(s.code), s.record as usize, "{size} slot {i}");
+                // SAFETY: as above; not called again.
+                unsafe { retire_closure_record(s.record) };
+                assert_eq!(read_word(s.record), freed_routine());
+            }
+            let last = slots[count - 1].record as usize;
+            assert_eq!(closure_slot_of((last + size) as *const u8), None);
+            assert_eq!(closure_record_containing((last + size) as *const u8), None);
+            let before = slots[0].record.wrapping_sub(1);
+            assert_eq!(closure_record_containing(before), None, "code page");
+            let (perms, line) = mapping_of(base);
+            assert_eq!(perms, "r-xp", "{line}");
+            let (perms, line) = mapping_of(base + code_len);
+            assert_eq!(perms, "rw-p", "{line}");
+        }
+        // From another thread, alternating between two chunks (the memo
+        // of the last chunk misses every time).
+        let s = map_closure_slots(512).unwrap()[5];
+        let t = map_closure_slots(1024).unwrap()[2];
+        let found = std::thread::spawn(move || {
+            let (s, t) = (s, t);
+            (0..4)
+                .map(|i| {
+                    let x = if i % 2 == 0 { s } else { t };
+                    closure_slot_of(x.record).map(|(x, n)| (x.code as usize, n))
+                })
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap();
+        let (sc, tc) = (s.code as usize, t.code as usize);
+        assert_eq!(
+            found,
+            [
+                Some((sc, 512)),
+                Some((tc, 1024)),
+                Some((sc, 512)),
+                Some((tc, 1024))
+            ]
+        );
+        for bad in [0, 32, 96, 100, MAX_CLOSURE_RECORD * 2] {
+            assert!(map_closure_slots(bad).is_err(), "{bad}");
+        }
+        let local = 7u64;
+        assert_eq!(closure_slot_of((&local as *const u64).cast()), None);
+        assert_eq!(closure_slot_of(std::ptr::null()), None);
     }
 
     #[test]

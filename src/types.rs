@@ -448,6 +448,7 @@ impl Type {
     /// let a = Type::array(Type::u16(), 3).unwrap();
     /// assert!(matches!(a.kind(), TypeKind::Array { len: 3, .. }));
     /// ```
+    #[inline]
     pub fn kind(&self) -> &TypeKind {
         &self.0.kind
     }
@@ -460,6 +461,7 @@ impl Type {
     /// let t = Type::structure([Type::i8(), Type::i32(), Type::i8()]).unwrap();
     /// assert_eq!(t.size(), 12);
     /// ```
+    #[inline]
     pub fn size(&self) -> usize {
         self.0.size
     }
@@ -472,6 +474,7 @@ impl Type {
     /// let t = Type::structure([Type::u8(), Type::i128()]).unwrap();
     /// assert_eq!(t.align(), 16);
     /// ```
+    #[inline]
     pub fn align(&self) -> usize {
         self.0.align
     }

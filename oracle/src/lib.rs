@@ -5,6 +5,7 @@
 
 pub mod bench_stubs;
 pub mod capture;
+pub mod cxx;
 pub mod discipline;
 pub mod oracles;
 pub mod win64;

@@ -16,10 +16,10 @@
 pub mod sysv64;
 pub mod win64;
 
-use crate::abi::Abi;
+use crate::abi::{Abi, Arch};
 use crate::cif::MAX_ARGS;
 use crate::error::{Error, Position, Result};
-use crate::plan::{self, CallPlan};
+use crate::plan::{self, CallPlan, Loc};
 use crate::types::{Type, TypeKind};
 
 /// Largest outgoing stack argument area a plan may need, in bytes. Stubs
@@ -61,6 +61,24 @@ pub fn classify(
             abi,
             reason: "not implemented in this build yet",
         }),
+    }
+}
+
+/// The register a static chain travels in (libffi's Go closures,
+/// `ffi_call_go`): `r10` on x86-64 under both conventions, `x18` on
+/// AArch64, as gcc passes it (`__builtin_call_with_static_chain`, nested
+/// functions).
+///
+/// ```
+/// use jitffi::{classify::static_chain_register, plan::Loc, Abi};
+/// assert_eq!(static_chain_register(Abi::SysV64), Loc::Gpr(10));
+/// assert_eq!(static_chain_register(Abi::Win64), Loc::Gpr(10));
+/// assert_eq!(static_chain_register(Abi::Aapcs64), Loc::Gpr(18));
+/// ```
+pub fn static_chain_register(abi: Abi) -> Loc {
+    match abi.arch() {
+        Arch::X86_64 => Loc::Gpr(10),
+        Arch::Aarch64 => Loc::Gpr(18),
     }
 }
 

@@ -59,8 +59,13 @@
 //! `r10` holds the argument base (`avalue` or the packed buffer), `r11` the
 //! address of the libffi-form argument being moved, `rax` composes odd-sized
 //! aggregate tails. None of them, nor `rbx`/`r12`/`rsp`/`rbp`, may be a
-//! plan's argument register (a static chain in `r10` needs a new base
-//! register first).
+//! plan's argument register.
+//!
+//! A plan with a static chain makes the stub `stub(fn, rvalue, args,
+//! chain)`: the fourth argument is put away first thing (the frame, or the
+//! red zone of a tail stub, where `rcx` is still free) and loaded into the
+//! chain register last, right before the call, when the argument base in
+//! `r10` is no longer needed.
 //!
 //! # Closure thunks
 //!
@@ -115,6 +120,21 @@
 //! let code = x64::compile_closure_thunk(&s2).unwrap();
 //! assert!(code.windows(4).any(|w| w == [0x41, 0xFF, 0x53, 0x28])); // call [r11 + 40]
 //! ```
+//!
+//! # Unwind information
+//!
+//! [`compile_call_with_unwind`] and [`compile_closure_thunk_with_unwind`]
+//! also describe the frame at every offset ([`Code::frame`]), which
+//! [`crate::unwind`] turns into `.eh_frame`, so C++ exceptions and
+//! backtraces pass through generated code. Each change is noted right after
+//! the instruction that makes it: `push rbp` (CFA = `rsp + 16`, `rbp` at
+//! `CFA - 16`), `mov rbp, rsp` (CFA = `rbp + 16`, which then covers the
+//! probe loop, the outgoing area and the call), every push or store of a
+//! register kept for the caller (at its slot), and the epilogue's pops and
+//! reloads. A stub whose target may clobber `rbp` finds its frame from
+//! `rsp` while the target runs. Epilogues come last, so the description
+//! read in order is right at every offset. Tail stubs never move `rsp`
+//! and need no change at all.
 
 // dynasm's dynamic-register expansion calls `.into()` on our `u8`s.
 #![allow(clippy::useless_conversion)]
@@ -122,7 +142,7 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use super::EntryForm;
+use super::{Code, EntryForm, FrameChange, FrameStep};
 use crate::closure::record;
 use crate::error::{Error, Result};
 use crate::plan::{ArgPass, CallPlan, Ext, Loc, Piece, RetPass};
@@ -281,6 +301,9 @@ struct Frame {
     /// The target may clobber `rbx` while the return still needs it: where
     /// it waits out the call.
     rbx_slot: Option<u64>,
+    /// Where the static chain (the stub's fourth argument) waits for the
+    /// call (see [`Frame::add_chain_slot`]).
+    chain_slot: Option<u64>,
 }
 
 /// The SysV callee-saved registers `plan`'s target does not promise to
@@ -348,17 +371,38 @@ impl Frame {
             pushed,
             restore_rbp: exposed.contains(&RBP),
             rbx_slot,
+            chain_slot: None,
         })
+    }
+
+    /// A slot for the static chain on top of the temporaries. Added once
+    /// the stub is known to have a frame: a tail stub keeps the chain in
+    /// the red zone instead.
+    fn add_chain_slot(&mut self) -> Result<()> {
+        self.chain_slot = Some(self.size);
+        self.size += 16;
+        self.alloc += 16;
+        if self.size > MAX_FRAME {
+            return Err(asm_err("stub frame too large"));
+        }
+        Ok(())
     }
 
     /// Bytes between `rbp` and the first byte below the pushed registers.
     fn pushed_below_rbp(&self) -> u64 {
         16 + 8 * self.pushed.len() as u64
     }
+
+    /// The CFA's distance above `rsp` in the stub's body (`rbp + 16`).
+    fn cfa_above_rsp(&self) -> Result<i32> {
+        disp_i32(self.alloc + self.pushed_below_rbp() + 16)
+    }
 }
 
 struct Emitter<'a> {
     ops: Ops,
+    /// The frame description (see [`Code`]).
+    frame: Vec<FrameStep>,
     plan: &'a CallPlan,
     form: EntryForm,
     /// No frame: the stub jumps to `fn` instead of calling it (see
@@ -366,6 +410,8 @@ struct Emitter<'a> {
     tail: bool,
     /// The argument whose address `r11` holds (libffi form).
     r11_arg: Option<usize>,
+    /// The static chain's register, when the plan passes one.
+    chain: Option<u8>,
 }
 
 /// Assembles an x86-64 call stub for `plan` in entry form `form`.
@@ -377,17 +423,43 @@ struct Emitter<'a> {
 /// // endbr64; push rbp; mov rbp, rsp ... ret: a framed stub.
 /// assert!(code.starts_with(&[0xF3, 0x0F, 0x1E, 0xFA, 0x55, 0x48, 0x89, 0xE5]));
 /// assert_eq!(code.last(), Some(&0xC3));
-/// plan.static_chain = Some(Loc::Gpr(10)); // not supported yet: refused
+/// // With a static chain the stub takes a fourth argument and passes it
+/// // in r10, loaded right before the call.
+/// plan.static_chain = Some(Loc::Gpr(10));
+/// let code = x64::compile_call(&plan, EntryForm::Libffi).unwrap();
+/// assert!(code.windows(7).any(|w| w == [0x4C, 0x8B, 0x14, 0x24, 0x41, 0xFF, 0xD4])); // mov r10, [rsp]; call r12
+/// plan.static_chain = Some(Loc::Gpr(7)); // rdi carries the argument
 /// assert!(x64::compile_call(&plan, EntryForm::Libffi).is_err());
 /// ```
 pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
-    if plan.static_chain.is_some() {
-        return Err(asm_err("static chain not supported yet"));
-    }
+    compile_call_with_unwind(plan, form).map(|c| c.bytes)
+}
+
+/// [`compile_call`] with the stub's frame description: framed stubs push
+/// `rbp` and run with the CFA at `rbp + 16` (so the probe loop and the
+/// outgoing area need no further steps), `rbx`, `r12` and any further
+/// pushed register each at its push slot; tail stubs never move `rsp` and
+/// have no steps at all (the red-zone slot holds no register of the
+/// caller's).
+///
+/// ```
+/// use jitffi::{classify::classify, emit::{x64, EntryForm, FrameChange::*}, plan::Loc, Abi, Type};
+/// let plan = classify(Abi::SysV64, &Type::i32(), &[Type::i32()], None).unwrap();
+/// let code = x64::compile_call_with_unwind(&plan, EntryForm::Libffi).unwrap();
+/// let changes: Vec<_> = code.frame.iter().map(|s| s.change).take(5).collect();
+/// let (rsp, rbp, rbx, r12) = (Loc::Gpr(4), Loc::Gpr(5), Loc::Gpr(3), Loc::Gpr(12));
+/// assert_eq!(changes, [
+///     Cfa { reg: rsp, offset: 16 }, Saved { reg: rbp, offset: -16 }, // push rbp
+///     Cfa { reg: rbp, offset: 16 },                                  // mov rbp, rsp
+///     Saved { reg: rbx, offset: -24 }, Saved { reg: r12, offset: -32 },
+/// ]);
+/// ```
+pub fn compile_call_with_unwind(plan: &CallPlan, form: EntryForm) -> Result<Code> {
     plan.check()
         .map_err(|e| asm_err(format!("inconsistent plan: {e}")))?;
     check_return(plan)?;
-    let frame = Frame::layout(plan, form)?;
+    let chain = stub_chain(plan)?;
+    let mut frame = Frame::layout(plan, form)?;
     if form == EntryForm::Packed {
         check_packed_return(plan, &frame)?;
     }
@@ -399,18 +471,25 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
         && plan.stack_bytes == 0
         && exposed(plan).is_empty()
         && (form == EntryForm::Packed || matches!(plan.ret.pass, RetPass::Void));
+    if chain.is_some() && !tail {
+        frame.add_chain_slot()?;
+    }
     let mut e = Emitter {
         ops: VecAssembler::new(0),
+        // rbp, rbx, r12 and their undoing: 11 steps, 17 at most; a tail
+        // stub has none.
+        frame: Vec::with_capacity(if tail { 0 } else { 11 + 2 * frame.pushed.len() }),
         plan,
         form,
         tail,
         r11_arg: None,
+        chain,
     };
     e.prologue(&frame)?;
     e.stack_phase(&frame)?;
     e.pointer_phase(&frame)?;
     e.register_phase()?;
-    e.call();
+    e.call(&frame)?;
     if !tail {
         e.after_call(&frame)?;
         if form == EntryForm::Libffi {
@@ -418,9 +497,52 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
         }
         e.epilogue(&frame);
     }
-    e.ops
+    let bytes = e
+        .ops
         .finalize()
-        .map_err(|err| asm_err(format!("dynasm: {err}")))
+        .map_err(|err| asm_err(format!("dynasm: {err}")))?;
+    Ok(Code {
+        bytes,
+        frame: e.frame,
+    })
+}
+
+/// Appends `change`, in effect from the current end of `ops` on.
+fn note(ops: &Ops, frame: &mut Vec<FrameStep>, change: FrameChange) {
+    // Generated code stays far below 4 GiB (frames are capped at 1 GiB and
+    // the copies that big use `rep movsb`).
+    let offset = u32::try_from(ops.offset().0).unwrap_or(u32::MAX);
+    frame.push(FrameStep { offset, change });
+}
+
+/// The CFA rule `reg + offset`.
+fn cfa(reg: u8, offset: i32) -> FrameChange {
+    FrameChange::Cfa {
+        reg: Loc::Gpr(reg),
+        offset,
+    }
+}
+
+/// The register `reg` saved at `CFA + offset`.
+fn saved(reg: Loc, offset: i32) -> FrameChange {
+    FrameChange::Saved { reg, offset }
+}
+
+/// `push rbp; mov rbp, rsp`, described: the frame every framed stub and
+/// thunk opens with.
+fn push_frame(ops: &mut Ops, frame: &mut Vec<FrameStep>) {
+    asm!(ops ; push rbp);
+    note(ops, frame, cfa(RSP, 16));
+    note(ops, frame, saved(Loc::Gpr(RBP), -16));
+    asm!(ops ; mov rbp, rsp);
+    note(ops, frame, cfa(RBP, 16));
+}
+
+/// `pop rbp`, described: back to the entry state, `ret` next.
+fn pop_frame(ops: &mut Ops, frame: &mut Vec<FrameStep>) {
+    asm!(ops ; pop rbp);
+    note(ops, frame, cfa(RSP, 8));
+    note(ops, frame, FrameChange::Restored(Loc::Gpr(RBP)));
 }
 
 impl Emitter<'_> {
@@ -432,19 +554,26 @@ impl Emitter<'_> {
             // rsp that nothing else, signal handlers included, touches):
             // every scratch register is spoken for.
             asm!(ops ; mov [rsp - 8], rdi);
+            if self.chain.is_some() {
+                asm!(ops ; mov [rsp - 16], rcx);
+            }
             if !self.plan.args.is_empty() {
                 asm!(ops ; mov r10, rdx);
             }
             return Ok(());
         }
-        asm!(ops
-            ; push rbp
-            ; mov rbp, rsp
-            ; push rbx
-            ; push r12
-        );
+        let cfi = &mut self.frame;
+        push_frame(ops, cfi);
+        // Each push lands 8 bytes below the previous one, rbp's at CFA - 16.
+        asm!(ops ; push rbx);
+        note(ops, cfi, saved(Loc::Gpr(RBX), -24));
+        asm!(ops ; push r12);
+        note(ops, cfi, saved(Loc::Gpr(R12), -32));
+        let mut slot = -32;
         for &r in &frame.pushed {
             asm!(ops ; push Rq(r));
+            slot -= 8;
+            note(ops, cfi, saved(Loc::Gpr(r), slot));
         }
         asm!(ops ; mov r12, rdi);
         if !matches!(self.plan.ret.pass, RetPass::Void) {
@@ -454,6 +583,11 @@ impl Emitter<'_> {
             asm!(ops ; mov r10, rdx);
         }
         alloc_frame(ops, frame.alloc)?;
+        if frame.restore_rbp {
+            // The target may clobber rbp: while it runs, only rsp finds the
+            // frame.
+            note(ops, cfi, cfa(RSP, frame.cfa_above_rsp()?));
+        }
         if let Some(temp) = frame.sret_temp {
             // A null rvalue still needs somewhere for the callee to write.
             let m = Mem::new(Base::Rsp, temp)?;
@@ -465,6 +599,11 @@ impl Emitter<'_> {
             let m = Mem::new(Base::Rsp, slot)?;
             mem!(ops, m, [mov QWORD], [, rbx]);
         }
+        // Before the copies (rep movsb clobbers rcx).
+        if let Some(slot) = frame.chain_slot {
+            let m = Mem::new(Base::Rsp, slot)?;
+            mem!(ops, m, [mov QWORD], [, rcx]);
+        }
         Ok(())
     }
 
@@ -475,6 +614,7 @@ impl Emitter<'_> {
         if frame.restore_rbp {
             let m = Mem::new(Base::Rsp, frame.alloc + frame.pushed_below_rbp())?;
             mem!(ops, m, [lea rbp,], []);
+            note(ops, &mut self.frame, cfa(RBP, 16));
         }
         if let Some(slot) = frame.rbx_slot {
             let m = Mem::new(Base::Rsp, slot)?;
@@ -715,18 +855,29 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    fn call(&mut self) {
+    fn call(&mut self, frame: &Frame) -> Result<()> {
         let ops = &mut self.ops;
         match self.plan.vector_count {
             Some(0) => asm!(ops ; xor eax, eax),
             Some(n) => asm!(ops ; mov eax, i32::from(n)),
             None => {}
         }
+        // Last: every other register is loaded, the argument base too.
+        if let Some(r) = self.chain {
+            match frame.chain_slot {
+                Some(slot) => {
+                    let m = Mem::new(Base::Rsp, slot)?;
+                    mem!(ops, m, [mov Rq(r), QWORD], []);
+                }
+                None => asm!(ops ; mov Rq(r), [rsp - 16]),
+            }
+        }
         if self.tail {
             asm!(ops ; jmp QWORD [rsp - 8]);
         } else {
             asm!(ops ; call r12);
         }
+        Ok(())
     }
 
     fn store_return(&mut self) -> Result<()> {
@@ -849,15 +1000,17 @@ impl Emitter<'_> {
             };
             mem!(ops, m, [lea rsp,], []);
         }
+        let cfi = &mut self.frame;
         for &r in frame.pushed.iter().rev() {
             asm!(ops ; pop Rq(r));
+            note(ops, cfi, FrameChange::Restored(Loc::Gpr(r)));
         }
-        asm!(ops
-            ; pop r12
-            ; pop rbx
-            ; pop rbp
-            ; ret
-        );
+        asm!(ops ; pop r12);
+        note(ops, cfi, FrameChange::Restored(Loc::Gpr(R12)));
+        asm!(ops ; pop rbx);
+        note(ops, cfi, FrameChange::Restored(Loc::Gpr(RBX)));
+        pop_frame(ops, cfi);
+        asm!(ops ; ret);
     }
 }
 
@@ -866,6 +1019,9 @@ const _: () = assert!(record::USER_DATA < 128 && record::FUN < 128 && record::CI
 const REC_CIF: i8 = record::CIF as i8;
 const REC_FUN: i8 = record::FUN as i8;
 const REC_USER_DATA: i8 = record::USER_DATA as i8;
+const _: () = assert!(super::go_record::CIF < 128 && super::go_record::FUN < 128);
+const GO_CIF: i8 = super::go_record::CIF as i8;
+const GO_FUN: i8 = super::go_record::FUN as i8;
 
 /// Bytes between `rbp` and the caller's outgoing argument area (saved
 /// `rbp`, return address).
@@ -959,7 +1115,15 @@ impl ThunkFrame {
                     }
                     match caller_copy(pieces, value_size) {
                         Some(off) => ArgHome::Caller(off),
+                        // Values of a word or less take 8-byte slots, so
+                        // neighbouring doubles can be stored as one pair.
+                        None if value_size <= 8 => {
+                            let at = cursor;
+                            cursor += 8;
+                            ArgHome::Slot(at)
+                        }
                         None => {
+                            cursor = round16(cursor);
                             let at = cursor;
                             cursor += round16(value_size.max(1));
                             ArgHome::Slot(at)
@@ -969,6 +1133,7 @@ impl ThunkFrame {
             };
             homes.push(home);
         }
+        cursor = round16(cursor);
         let ret_buf = match &plan.ret.pass {
             RetPass::Indirect { .. } => None,
             RetPass::Void => Some(16),
@@ -1051,20 +1216,43 @@ fn incoming(off: u32) -> Result<Mem> {
 /// // endbr64; push rbp; mov rbp, rsp
 /// assert!(code.starts_with(&[0xF3, 0x0F, 0x1E, 0xFA, 0x55, 0x48, 0x89, 0xE5]));
 /// assert!(code.ends_with(&[0x48, 0x89, 0xEC, 0x5D, 0xC3])); // mov rsp, rbp; pop rbp; ret
-/// plan.static_chain = Some(Loc::Gpr(10)); // not supported yet: refused
+/// // A Go closure thunk: the record (see `emit::go_record`) comes in the
+/// // static chain register.
+/// plan.static_chain = Some(Loc::Gpr(10));
+/// let go = x64::compile_closure_thunk(&plan).unwrap();
+/// assert!(go.windows(3).any(|w| w == [0x4C, 0x89, 0xD1])); // mov rcx, r10: the record is user_data
+/// plan.static_chain = Some(Loc::Gpr(0)); // rax: not a record register
 /// assert!(x64::compile_closure_thunk(&plan).is_err());
 /// ```
 pub fn compile_closure_thunk(plan: &CallPlan) -> Result<Vec<u8>> {
-    if plan.static_chain.is_some() {
-        return Err(asm_err("static chain not supported yet"));
-    }
+    compile_closure_thunk_with_unwind(plan).map(|c| c.bytes)
+}
+
+/// [`compile_closure_thunk`] with the thunk's frame description: after
+/// `push rbp; mov rbp, rsp` the CFA is `rbp + 16`, and each register the
+/// thunk saves for a caller of another ABI (Win64: `rsi`, `rdi`,
+/// `xmm6`-`xmm15`) is described from its store to its reload, so an
+/// exception thrown by the handler still gives the caller its values.
+///
+/// ```
+/// use jitffi::{classify::classify, emit::{x64, FrameChange}, plan::Loc, Abi, Type};
+/// let plan = classify(Abi::Win64, &Type::i32(), &[Type::i32()], None).unwrap();
+/// let code = x64::compile_closure_thunk_with_unwind(&plan).unwrap();
+/// let saved = |r| code.frame.iter().any(|s| matches!(s.change, FrameChange::Saved { reg, .. } if reg == r));
+/// assert!(saved(Loc::Gpr(6)) && saved(Loc::Gpr(7)) && saved(Loc::Vec(15))); // rsi, rdi, xmm15
+/// ```
+pub fn compile_closure_thunk_with_unwind(plan: &CallPlan) -> Result<Code> {
     plan.check()
         .map_err(|e| asm_err(format!("inconsistent plan: {e}")))?;
+    let record = thunk_record(plan)?;
     check_return(plan)?;
     check_thunk_return(plan)?;
     let frame = ThunkFrame::layout(plan)?;
     let mut t = Thunk {
+        record,
         ops: VecAssembler::new(0),
+        // rbp (5 steps) and each save and its restore.
+        frame: Vec::with_capacity(5 + 2 * frame.saves.len()),
         plan,
     };
     t.prologue(&frame)?;
@@ -1077,13 +1265,16 @@ pub fn compile_closure_thunk(plan: &CallPlan) -> Result<Vec<u8>> {
     if frame.size > 0 {
         asm!(ops ; mov rsp, rbp);
     }
-    asm!(ops
-        ; pop rbp
-        ; ret
-    );
-    t.ops
+    pop_frame(ops, &mut t.frame);
+    asm!(ops ; ret);
+    let bytes = t
+        .ops
         .finalize()
-        .map_err(|err| asm_err(format!("dynasm: {err}")))
+        .map_err(|err| asm_err(format!("dynasm: {err}")))?;
+    Ok(Code {
+        bytes,
+        frame: t.frame,
+    })
 }
 
 /// Return plans a thunk cannot produce, beyond what [`check_return`]
@@ -1134,8 +1325,54 @@ fn check_thunk_return(plan: &CallPlan) -> Result<()> {
     Ok(())
 }
 
+/// Where a thunk finds its closure record.
+#[derive(Clone, Copy)]
+enum Record {
+    /// A slot record ([`record`]) in `r11`, from the slot trampoline.
+    Slot,
+    /// A Go closure record ([`super::go_record`]) in this register (`r10`
+    /// or `r11`), the plan's static chain; the handler gets the record as
+    /// user data.
+    Go(u8),
+}
+
+/// The record a thunk for `plan` receives: in the static chain register
+/// (which must be `r10` or `r11`, the registers nothing clobbers before the
+/// handler call, and no argument's) when the plan has one.
+fn thunk_record(plan: &CallPlan) -> Result<Record> {
+    match plan.static_chain {
+        None => Ok(Record::Slot),
+        Some(Loc::Gpr(r @ (R10 | R11))) if !uses_register(plan, r) => Ok(Record::Go(r)),
+        Some(other) => Err(asm_err(format!(
+            "static chain in {}: a thunk takes its record in r10 or r11, unused by arguments",
+            other.name(plan.arch)
+        ))),
+    }
+}
+
+/// Argument `i`'s vector register and slot when it is one 8-byte piece
+/// in a vector register (a `double`, `struct { float, float }`).
+fn lone_double(frame: &ThunkFrame, plan: &CallPlan, i: usize) -> Option<(u8, u64)> {
+    let a = plan.args.get(i)?;
+    match (frame.homes[i], &a.pass) {
+        (ArgHome::Slot(at), ArgPass::Direct(pieces)) => match pieces.as_slice() {
+            [Piece {
+                loc: Loc::Vec(r @ 0..=15),
+                offset: 0,
+                size: 8,
+                ..
+            }] => Some((*r, at)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 struct Thunk<'a> {
+    record: Record,
     ops: Ops,
+    /// The frame description (see [`Code`]).
+    frame: Vec<FrameStep>,
     plan: &'a CallPlan,
 }
 
@@ -1145,10 +1382,8 @@ impl Thunk<'_> {
         ops.extend(ENDBR64);
         // The record stays in r11 until the handler call (nothing before
         // it uses r11), so no callee-saved register needs saving.
-        asm!(ops
-            ; push rbp
-            ; mov rbp, rsp
-        );
+        let cfi = &mut self.frame;
+        push_frame(ops, cfi);
         alloc_frame(ops, frame.size)?;
         // Before anything uses a register as scratch (the probe loop above
         // touches only eax, never callee-saved).
@@ -1159,6 +1394,12 @@ impl Thunk<'_> {
                 Loc::Vec(r) => mem!(ops, m, [movaps OWORD], [, Rx(r)]),
                 _ => return Err(asm_err("callee-saved location")),
             }
+            // rsp is rbp - size, and the CFA rbp + 16.
+            let slot = i64::try_from(at).unwrap_or(i64::MAX)
+                - i64::try_from(frame.size).unwrap_or(i64::MAX)
+                - 16;
+            let slot = i32::try_from(slot).map_err(|_| asm_err("save slot out of range"))?;
+            note(ops, cfi, saved(loc, slot));
         }
         if let (RetPass::Indirect { pointer, .. }, Some(slot)) =
             (&self.plan.ret.pass, frame.sret_slot)
@@ -1181,7 +1422,26 @@ impl Thunk<'_> {
     /// Stores every register-borne piece and Indirect pointer, before any
     /// argument register serves as scratch (only `rax` does, here).
     fn spill_registers(&mut self, frame: &ThunkFrame) -> Result<()> {
+        let mut paired = false;
         for (i, a) in self.plan.args.iter().enumerate() {
+            if std::mem::take(&mut paired) {
+                continue;
+            }
+            // Two doubles in adjacent slots: one 16-byte store (the vector
+            // argument registers are all spilled, so xmm_a is scratch).
+            if let (Some((ra, at)), Some((rb, next))) = (
+                lone_double(frame, self.plan, i),
+                lone_double(frame, self.plan, i + 1),
+            ) {
+                if next == at + 8 {
+                    let m = Mem::new(Base::Rsp, at)?;
+                    let ops = &mut self.ops;
+                    asm!(ops ; unpcklpd Rx(ra), Rx(rb));
+                    mem!(ops, m, [movups OWORD], [, Rx(ra)]);
+                    paired = true;
+                    continue;
+                }
+            }
             match (frame.homes[i], &a.pass) {
                 (ArgHome::Pointer(Loc::Gpr(r)), _) => {
                     check_arg_gpr(i, r)?;
@@ -1317,7 +1577,11 @@ impl Thunk<'_> {
     /// `fun(cif, rvalue, args, user_data)`, with `rsp` 16-aligned.
     fn call_handler(&mut self, frame: &ThunkFrame) -> Result<()> {
         let ops = &mut self.ops;
-        asm!(ops ; mov rdi, [BYTE r11 + REC_CIF]);
+        match self.record {
+            Record::Slot => asm!(ops ; mov rdi, [BYTE r11 + REC_CIF]),
+            Record::Go(R10) => asm!(ops ; mov rdi, [BYTE r10 + GO_CIF]),
+            Record::Go(_) => asm!(ops ; mov rdi, [BYTE r11 + GO_CIF]),
+        }
         match (frame.ret_buf, frame.sret_slot) {
             (None, Some(slot)) => {
                 let m = Mem::new(Base::Rsp, slot)?;
@@ -1330,11 +1594,21 @@ impl Thunk<'_> {
                 mem!(ops, m, [lea rsi,], []);
             }
         }
-        asm!(ops
-            ; mov rdx, rsp
-            ; mov rcx, [BYTE r11 + REC_USER_DATA]
-            ; call QWORD [BYTE r11 + REC_FUN]
-        );
+        asm!(ops ; mov rdx, rsp);
+        match self.record {
+            Record::Slot => asm!(ops
+                ; mov rcx, [BYTE r11 + REC_USER_DATA]
+                ; call QWORD [BYTE r11 + REC_FUN]
+            ),
+            Record::Go(R10) => asm!(ops
+                ; mov rcx, r10
+                ; call QWORD [BYTE r10 + GO_FUN]
+            ),
+            Record::Go(_) => asm!(ops
+                ; mov rcx, r11
+                ; call QWORD [BYTE r11 + GO_FUN]
+            ),
+        }
         Ok(())
     }
 
@@ -1349,6 +1623,7 @@ impl Thunk<'_> {
                 Loc::Vec(r) => mem!(ops, m, [movaps Rx(r), OWORD], []),
                 _ => return Err(asm_err("callee-saved location")),
             }
+            note(ops, &mut self.frame, FrameChange::Restored(loc));
         }
         Ok(())
     }
@@ -1489,6 +1764,48 @@ fn check_packed_return(plan: &CallPlan, frame: &Frame) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The register a stub puts the static chain in (loaded right before the
+/// call, so any register the call leaves free will do): not one of the
+/// stub's own (`rsp`, `rbp`, `rbx`, `r12`), not `rax` when it carries the
+/// vector count, and not one the plan loads an argument or the return
+/// buffer's address into.
+fn stub_chain(plan: &CallPlan) -> Result<Option<u8>> {
+    let Some(loc) = plan.static_chain else {
+        return Ok(None);
+    };
+    let r = match loc {
+        Loc::Gpr(r) if r <= 15 && ![RSP, RBP, RBX, R12].contains(&r) => r,
+        other => {
+            return Err(asm_err(format!(
+                "static chain in {}: not a register a stub can load",
+                other.name(plan.arch)
+            )))
+        }
+    };
+    if r == RAX && plan.vector_count.is_some() {
+        return Err(asm_err(
+            "static chain in rax, which carries the vector count",
+        ));
+    }
+    if uses_register(plan, r) {
+        return Err(asm_err(format!(
+            "static chain in {}, which also carries an argument",
+            loc.name(plan.arch)
+        )));
+    }
+    Ok(Some(r))
+}
+
+/// Whether an argument, an Indirect argument's address or the return
+/// buffer's address travels in general register `r`.
+fn uses_register(plan: &CallPlan, r: u8) -> bool {
+    let args = plan.args.iter().any(|a| match &a.pass {
+        ArgPass::Direct(pieces) => pieces.iter().any(|p| p.loc == Loc::Gpr(r)),
+        ArgPass::Indirect { pointer } => *pointer == Loc::Gpr(r),
+    });
+    args || matches!(plan.ret.pass, RetPass::Indirect { pointer, .. } if pointer == Loc::Gpr(r))
 }
 
 fn who(i: usize) -> String {
@@ -3037,8 +3354,13 @@ mod tests {
                 }
             }
         };
-        let mut p = mk(void(), vec![], 0);
-        p.static_chain = Some(Loc::Gpr(R10));
+        let mut p = mk(void(), vec![one(Type::i64(), Loc::Gpr(RDI), Ext::None)], 0);
+        p.vector_count = Some(0);
+        for chain in [RDI, RAX, RBX, RBP, R12, RSP, 16] {
+            p.static_chain = Some(Loc::Gpr(chain));
+            refuse(&p, "static chain");
+        }
+        p.static_chain = Some(Loc::Vec(1));
         refuse(&p, "static chain");
         refuse(
             &mk(void(), vec![one(Type::i64(), Loc::Gpr(R10), Ext::None)], 0),
@@ -3580,8 +3902,13 @@ mod tests {
                 bytes_of(&e).to_vec(),
             ]
         );
-        // Each copied value sits in a 16-aligned slot of its own.
-        assert!(got.ptrs.iter().all(|p| p % 16 == 0));
+        // Each copied value sits in a slot of its own: 8-aligned for a
+        // word or less, 16-aligned beyond.
+        assert!(got.ptrs[..4].iter().all(|p| p % 8 == 0));
+        assert_eq!(got.ptrs[4] % 16, 0);
+        let mut sorted = got.ptrs.clone();
+        sorted.sort_unstable();
+        assert!(sorted.windows(2).all(|w| w[1] - w[0] >= 8));
     }
 
     #[test]
@@ -3889,9 +4216,11 @@ mod tests {
             }
             other => panic!("expected a refusal mentioning {what:?}, got {other:?}"),
         };
-        let mut p = mk(void(), vec![], 0);
-        p.static_chain = Some(Loc::Gpr(R10));
-        refuse(&p, "static chain");
+        let mut p = mk(void(), vec![one(Type::i64(), Loc::Gpr(RDI), Ext::None)], 0);
+        for chain in [Loc::Gpr(RAX), Loc::Gpr(RDI), Loc::Vec(0), Loc::Stack(0)] {
+            p.static_chain = Some(chain);
+            refuse(&p, "static chain");
+        }
         for r in [RAX, RBX, RBP, R10, R11, R12, RSP, 16] {
             refuse(
                 &mk(void(), vec![one(Type::i64(), Loc::Gpr(r), Ext::None)], 0),
@@ -5868,5 +6197,119 @@ mod tests {
                  thunk {thunk} bytes (sysv thunk {sysv_thunk})"
             );
         }
+    }
+
+    // ---- frame descriptions --------------------------------------------
+
+    /// The frame state after replaying `frame` up to (not including)
+    /// `offset`: the CFA rule and each saved register's slot.
+    fn frame_at(frame: &[FrameStep], offset: u32) -> ((Loc, i32), Vec<(Loc, i32)>) {
+        let mut cfa = (Loc::Gpr(RSP), 8);
+        let mut saved: Vec<(Loc, i32)> = Vec::new();
+        for s in frame.iter().take_while(|s| s.offset <= offset) {
+            match s.change {
+                FrameChange::Cfa { reg, offset } => cfa = (reg, offset),
+                FrameChange::Saved { reg, offset } => {
+                    saved.retain(|(r, _)| *r != reg);
+                    saved.push((reg, offset));
+                }
+                FrameChange::Restored(reg) => saved.retain(|(r, _)| *r != reg),
+            }
+        }
+        saved.sort_by_key(|&(_, o)| std::cmp::Reverse(o));
+        (cfa, saved)
+    }
+
+    /// Checks what every frame description promises: steps in order and
+    /// inside the code, the whole frame described where `call_at` (the
+    /// call instruction's end) returns, and the entry state back at the
+    /// final `ret`.
+    fn check_frame(code: &Code, call: &[u8], want_at_call: ((Loc, i32), Vec<(Loc, i32)>)) {
+        let len = code.bytes.len() as u32;
+        assert!(code.frame.windows(2).all(|w| w[0].offset <= w[1].offset));
+        assert!(code.frame.iter().all(|s| s.offset <= len));
+        let call_end = code
+            .bytes
+            .windows(call.len())
+            .position(|w| w == call)
+            .expect("the call instruction")
+            + call.len();
+        // The unwinder looks up the return address minus one.
+        assert_eq!(frame_at(&code.frame, call_end as u32 - 1), want_at_call);
+        assert_eq!(code.bytes.last(), Some(&0xC3));
+        assert_eq!(frame_at(&code.frame, len - 1), ((Loc::Gpr(RSP), 8), vec![]));
+    }
+
+    #[test]
+    fn frame_descriptions_of_stubs() {
+        let g = Loc::Gpr;
+        let base = || vec![(g(RBP), -16), (g(RBX), -24), (g(R12), -32)];
+        // Plain SysV, libffi form; stack arguments; a Win64 target.
+        let plain = mk(
+            ret_i64(),
+            vec![one(Type::i64(), Loc::Gpr(RDI), Ext::None)],
+            0,
+        );
+        let mut stack = i64_regs();
+        stack.push(one(Type::i64(), Loc::Stack(0), Ext::None));
+        let stack = mk(ret_i64(), stack, 16);
+        let w = win64(mk(
+            void(),
+            vec![one(Type::i64(), Loc::Gpr(RCX), Ext::None)],
+            32,
+        ));
+        for p in [&plain, &stack, &w] {
+            for form in [EntryForm::Libffi, EntryForm::Packed] {
+                let code = compile_call_with_unwind(p, form).unwrap();
+                if form == EntryForm::Packed && p.stack_bytes == 0 {
+                    assert!(code.frame.is_empty(), "a tail stub:\n{p}");
+                    continue;
+                }
+                check_frame(&code, &[0x41, 0xFF, 0xD4], ((g(RBP), 16), base()));
+            }
+        }
+        // A target that keeps nothing: r13-r15 pushed too, and the CFA
+        // found from rsp while it runs.
+        for mut p in [plain, stack] {
+            p.callee_saved.clear();
+            let code = compile_call_with_unwind(&p, EntryForm::Libffi).unwrap();
+            let frame = Frame::layout(&p, EntryForm::Libffi).unwrap();
+            let above = frame.cfa_above_rsp().unwrap();
+            // The return address, six pushes (rbp, rbx, r12-r15), the allocation.
+            assert_eq!(i64::from(above), 8 + 6 * 8 + frame.alloc as i64);
+            let mut saved = base();
+            saved.extend([(g(R13), -40), (g(R14), -48), (g(R15), -56)]);
+            check_frame(&code, &[0x41, 0xFF, 0xD4], ((g(RSP), above), saved));
+        }
+    }
+
+    #[test]
+    fn frame_descriptions_of_thunks() {
+        let g = Loc::Gpr;
+        let call = [0x41, 0xFF, 0x53, 0x28]; // call [r11 + 40]
+        let p = mk(
+            ret_i64(),
+            vec![one(Type::i64(), Loc::Gpr(RDI), Ext::None)],
+            0,
+        );
+        let code = compile_closure_thunk_with_unwind(&p).unwrap();
+        check_frame(&code, &call, ((g(RBP), 16), vec![(g(RBP), -16)]));
+        // Win64: rsi, rdi and xmm6-xmm15 in the frame's slots.
+        let w = win64(mk(
+            ret_i64(),
+            vec![one(Type::i64(), Loc::Gpr(RCX), Ext::None)],
+            32,
+        ));
+        let code = compile_closure_thunk_with_unwind(&w).unwrap();
+        let frame = ThunkFrame::layout(&w).unwrap();
+        let mut want: Vec<(Loc, i32)> = frame
+            .saves
+            .iter()
+            .map(|&(loc, at)| (loc, at as i32 - frame.size as i32 - 16))
+            .collect();
+        want.push((g(RBP), -16));
+        want.sort_by_key(|&(_, o)| std::cmp::Reverse(o));
+        assert_eq!(want.len(), 13);
+        check_frame(&code, &call, ((g(RBP), 16), want));
     }
 }
