@@ -5,12 +5,12 @@
 //! `cargo bench --bench calls` (all), `cargo bench --bench calls -- S5`
 //! (one signature). Quote medians from one run: the machine is shared.
 
-use std::ffi::c_void;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use jitffi::{Abi, Cif, Type};
-use jitffi_oracle::bench_stubs::*;
+use jitffi::{Abi, Cif};
+use jitffi_oracle::bench_cases::SIGS;
+use jitffi_oracle::bench_stubs::{self, S6Pair};
 use libffi::raw as ffi;
 
 /// The crate, under the name `native_ret` expects.
@@ -22,7 +22,7 @@ mod native_ret;
 
 #[path = "../tests/support/bench_util.rs"]
 mod bench_util;
-use bench_util::{config, s5_args};
+use bench_util::{config, jitffi_types, libffi_args, libffi_type};
 
 #[path = "../tests/support/sig_bench.rs"]
 mod sig_bench;
@@ -34,26 +34,8 @@ fn table() -> Table {
         abi: Abi::host(),
         ffi_abi: ffi::ffi_abi_FFI_DEFAULT_ABI,
         group_prefix: "",
-        targets: [
-            bench_s1 as *const c_void,
-            bench_s2 as *const c_void,
-            bench_s3 as *const c_void,
-            bench_s4 as *const c_void,
-            bench_s5 as *const c_void,
-            bench_s6 as *const c_void,
-            bench_s7 as *const c_void,
-            bench_s8 as *const c_void,
-        ],
-        stubs: [
-            bench_stub_s1,
-            bench_stub_s2,
-            bench_stub_s3,
-            bench_stub_s4,
-            bench_stub_s5,
-            bench_stub_s6,
-            bench_stub_s7,
-            bench_stub_s8,
-        ],
+        targets: bench_stubs::targets(),
+        stubs: bench_stubs::STUBS,
     }
 }
 
@@ -61,7 +43,7 @@ fn direct(c: &mut Criterion) {
     direct_benches!(
         c,
         "direct",
-        "C",
+        jitffi_oracle::bench_stubs,
         [bench_s1, bench_s2, bench_s3, bench_s4, bench_s5, bench_s6, bench_s7, bench_s8]
     );
 }
@@ -77,9 +59,11 @@ fn indirect(c: &mut Criterion) {
 /// (a cache hit), against libffi's `ffi_prep_cif`.
 fn prepare(c: &mut Criterion) {
     let mut g = c.benchmark_group("prep");
-    let s5 = s5_args();
-    let s8 = vec![Type::i32(); 16];
-    for (name, ret, args) in [("S5", Type::f64(), &s5[..]), ("S8", Type::i32(), &s8[..])] {
+    let (s5, s8) = (&SIGS[4], &SIGS[7]);
+    for sig in [s5, s8] {
+        let name = sig.name;
+        let (ret, args) = jitffi_types(sig);
+        let args = &args[..];
         g.bench_function(format!("{name} cold"), |b| {
             b.iter(|| jitffi::cache::compile_uncached(Abi::host(), &ret, black_box(args), None))
         });
@@ -88,27 +72,13 @@ fn prepare(c: &mut Criterion) {
             b.iter(|| Cif::new(black_box(&ret), black_box(args)))
         });
     }
-    let (t_i32, t_f64, t_i64, t_f32, t_ptr, t_i8, t_u16) = {
-        (
-            &raw mut ffi::ffi_type_sint32,
-            &raw mut ffi::ffi_type_double,
-            &raw mut ffi::ffi_type_sint64,
-            &raw mut ffi::ffi_type_float,
-            &raw mut ffi::ffi_type_pointer,
-            &raw mut ffi::ffi_type_sint8,
-            &raw mut ffi::ffi_type_uint16,
-        )
-    };
-    let mut s5_types = [t_i32, t_f64, t_i64, t_f32, t_ptr, t_i8, t_u16, t_f64];
-    let mut s8_types = [t_i32; 16];
-    for (name, ret, types) in [
-        ("S5", t_f64, &mut s5_types[..]),
-        ("S8", t_i32, &mut s8_types[..]),
-    ] {
+    for sig in [s5, s8] {
+        let ret = libffi_type(sig.ret);
+        let mut types = libffi_args(sig);
         let mut cif = ffi::ffi_cif::default();
         let n = types.len() as u32;
         let atypes = types.as_mut_ptr();
-        g.bench_function(format!("{name} libffi"), |b| {
+        g.bench_function(format!("{} libffi", sig.name), |b| {
             // SAFETY: static libffi types; `cif` outlives the calls.
             b.iter(|| unsafe {
                 ffi::ffi_prep_cif(

@@ -15,111 +15,21 @@ use std::hint::black_box;
 use std::ptr;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use jitffi::{Cif, Closure, RawClosure, Type};
+use jitffi::{Cif, Closure, RawClosure};
+use jitffi_oracle::bench_call;
+use jitffi_oracle::bench_cases::{Sig, SIGS};
+use jitffi_oracle::bench_closures::*;
+use jitffi_oracle::closure_handler;
 use libffi::raw::{self as ffi, ffi_cif, ffi_closure};
 
 #[path = "../tests/support/bench_util.rs"]
 mod bench_util;
-use bench_util::{config, libffi_cif, s5_args, Group};
+use bench_util::{config, jitffi_types, libffi_sig_cif, Group};
 
-type S2 = extern "C" fn(i32, i32) -> i32;
-type S3 = extern "C" fn(f64, f64, f64, f64) -> f64;
-type S5 = extern "C" fn(i32, f64, i64, f32, *const c_void, i8, u16, f64) -> f64;
-
-// The computations every variant performs, so they all return the same.
-
-fn s2_body(a: i32, b: i32) -> i32 {
-    a.wrapping_add(b)
-}
-
-fn s3_body(a: f64, b: f64, c: f64, d: f64) -> f64 {
-    a + b + c + d
-}
-
-#[allow(clippy::too_many_arguments)]
-fn s5_body(a: i32, b: f64, c: i64, d: f32, e: *const c_void, f: i8, g: u16, h: f64) -> f64 {
-    a as f64 + b + c as f64 + d as f64 + e as usize as f64 + f as f64 + g as f64 + h
-}
-
-// (a) Direct calls.
-
-extern "C" fn s2_direct(a: i32, b: i32) -> i32 {
-    s2_body(a, b)
-}
-
-extern "C" fn s3_direct(a: f64, b: f64, c: f64, d: f64) -> f64 {
-    s3_body(a, b, c, d)
-}
-
-#[allow(clippy::too_many_arguments)]
-extern "C" fn s5_direct(
-    a: i32,
-    b: f64,
-    c: i64,
-    d: f32,
-    e: *const c_void,
-    f: i8,
-    g: u16,
-    h: f64,
-) -> f64 {
-    s5_body(a, b, c, d, e, f, g, h)
-}
-
-// (b), (d) Minimal handlers: libffi's handler signature, which is also
-// jitffi's RawHandler (libffi's first parameter is `ffi_cif *`, jitffi's
-// `const void *`; both are one pointer, so one body serves both).
-
-/// Argument `i` as a `T`.
-///
-/// # Safety
-/// `args[i]` points at a `T`.
-#[inline(always)]
-unsafe fn arg<T: Copy>(args: *const *mut c_void, i: usize) -> T {
-    // SAFETY: per the contract; closure arguments are aligned for their
-    // types.
-    unsafe { *(*args.add(i)).cast::<T>() }
-}
-
-unsafe extern "C" fn s2_handler(
-    _cif: *const c_void,
-    ret: *mut c_void,
-    args: *const *mut c_void,
-    _ud: *mut c_void,
-) {
-    // SAFETY: the closure is int(int, int); `ret` holds at least 8 bytes.
-    unsafe { *ret.cast::<i32>() = s2_body(arg(args, 0), arg(args, 1)) }
-}
-
-unsafe extern "C" fn s3_handler(
-    _cif: *const c_void,
-    ret: *mut c_void,
-    args: *const *mut c_void,
-    _ud: *mut c_void,
-) {
-    // SAFETY: the closure is double(double x4).
-    unsafe { *ret.cast::<f64>() = s3_body(arg(args, 0), arg(args, 1), arg(args, 2), arg(args, 3)) }
-}
-
-unsafe extern "C" fn s5_handler(
-    _cif: *const c_void,
-    ret: *mut c_void,
-    args: *const *mut c_void,
-    _ud: *mut c_void,
-) {
-    // SAFETY: the closure is S5's signature.
-    unsafe {
-        *ret.cast::<f64>() = s5_body(
-            arg(args, 0),
-            arg(args, 1),
-            arg(args, 2),
-            arg(args, 3),
-            arg(args, 4),
-            arg(args, 5),
-            arg(args, 6),
-            arg(args, 7),
-        )
-    }
-}
+// The bodies, the direct calls (a) and the minimal handlers (b), (d) are
+// `jitffi_oracle::bench_closures`'s, shared with `jitffi bench`. A handler
+// has libffi's handler signature but for pointee types: jitffi's
+// RawHandler.
 
 type LibffiHandler = unsafe extern "C" fn(*mut ffi_cif, *mut c_void, *mut *mut c_void, *mut c_void);
 
@@ -132,33 +42,22 @@ fn as_libffi(h: jitffi::RawHandler) -> LibffiHandler {
 // (c) Rust closures.
 
 fn s2_rust(cif: &Cif) -> Closure {
-    Closure::new(cif, |args, ret| {
-        ret.set(s2_body(args.get(0), args.get(1)));
-    })
-    .expect("jitffi Closure::new")
+    Closure::new(cif, closure_handler!(S2)).expect("jitffi Closure::new")
 }
 
 fn s3_rust(cif: &Cif) -> Closure {
-    Closure::new(cif, |args, ret| {
-        ret.set(s3_body(args.get(0), args.get(1), args.get(2), args.get(3)));
-    })
-    .expect("jitffi Closure::new")
+    Closure::new(cif, closure_handler!(S3)).expect("jitffi Closure::new")
 }
 
 fn s5_rust(cif: &Cif) -> Closure {
-    Closure::new(cif, |args, ret| {
-        ret.set(s5_body(
-            args.get(0),
-            args.get(1),
-            args.get(2),
-            args.get(3),
-            args.get::<*const c_void>(4),
-            args.get(5),
-            args.get(6),
-            args.get(7),
-        ));
-    })
-    .expect("jitffi Closure::new")
+    Closure::new(cif, closure_handler!(S5)).expect("jitffi Closure::new")
+}
+
+/// A jitffi cif and a prepared libffi cif (host convention) of `sig`.
+fn cifs(sig: &Sig) -> (Cif, Box<ffi_cif>) {
+    let (ret, args) = jitffi_types(sig);
+    let cif = Cif::new(ret, &args).unwrap();
+    (cif, libffi_sig_cif(ffi::ffi_abi_FFI_DEFAULT_ABI, sig))
 }
 
 // libffi plumbing.
@@ -239,23 +138,14 @@ impl<F: Copy> Variants<F> {
 }
 
 fn closures(c: &mut Criterion) {
-    let t_i32 = &raw mut ffi::ffi_type_sint32;
-    let t_f64 = &raw mut ffi::ffi_type_double;
-    let t_i64 = &raw mut ffi::ffi_type_sint64;
-    let t_f32 = &raw mut ffi::ffi_type_float;
-    let t_ptr = &raw mut ffi::ffi_type_pointer;
-    let t_i8 = &raw mut ffi::ffi_type_sint8;
-    let t_u16 = &raw mut ffi::ffi_type_uint16;
-
     // S2 int(int, int)
     {
-        let cif = Cif::new(Type::i32(), &[Type::i32(), Type::i32()]).unwrap();
-        let mut lcif = libffi_cif(t_i32, &[t_i32, t_i32]);
+        let (cif, mut lcif) = cifs(&SIGS[1]);
         let raw = RawClosure::new(&cif, s2_handler, ptr::null_mut()).expect("RawClosure::new");
         let rust = s2_rust(&cif);
         let lib = LibffiClosure::new(&mut lcif, s2_handler);
         // SAFETY: every closure has S2's signature and outlives the run.
-        let v: Variants<S2> = unsafe {
+        let v: Variants<S2Closure> = unsafe {
             Variants {
                 direct: s2_direct,
                 raw: raw.as_fn(),
@@ -270,13 +160,12 @@ fn closures(c: &mut Criterion) {
 
     // S3 double(double x4)
     {
-        let cif = Cif::new(Type::f64(), &vec![Type::f64(); 4]).unwrap();
-        let mut lcif = libffi_cif(t_f64, &[t_f64; 4]);
+        let (cif, mut lcif) = cifs(&SIGS[2]);
         let raw = RawClosure::new(&cif, s3_handler, ptr::null_mut()).expect("RawClosure::new");
         let rust = s3_rust(&cif);
         let lib = LibffiClosure::new(&mut lcif, s3_handler);
         // SAFETY: every closure has S3's signature and outlives the run.
-        let v: Variants<S3> = unsafe {
+        let v: Variants<S3Closure> = unsafe {
             Variants {
                 direct: s3_direct,
                 raw: raw.as_fn(),
@@ -285,30 +174,18 @@ fn closures(c: &mut Criterion) {
             }
         };
         let mut g = c.benchmark_group("closure S3");
-        v.bench(&mut g, |f| {
-            f(
-                black_box(1.0),
-                black_box(2.0),
-                black_box(3.0),
-                black_box(4.0),
-            )
-        });
+        v.bench(&mut g, |f| bench_call!(S3, f));
         g.finish();
     }
 
     // S5 double(int, double, int64, float, void *, int8, uint16, double)
     {
-        let s5 = s5_args();
-        let cif = Cif::new(Type::f64(), &s5).unwrap();
-        let mut lcif = libffi_cif(
-            t_f64,
-            &[t_i32, t_f64, t_i64, t_f32, t_ptr, t_i8, t_u16, t_f64],
-        );
+        let (cif, mut lcif) = cifs(&SIGS[4]);
         let raw = RawClosure::new(&cif, s5_handler, ptr::null_mut()).expect("RawClosure::new");
         let rust = s5_rust(&cif);
         let lib = LibffiClosure::new(&mut lcif, s5_handler);
         // SAFETY: every closure has S5's signature and outlives the run.
-        let v: Variants<S5> = unsafe {
+        let v: Variants<S5Closure> = unsafe {
             Variants {
                 direct: s5_direct,
                 raw: raw.as_fn(),
@@ -317,18 +194,7 @@ fn closures(c: &mut Criterion) {
             }
         };
         let mut g = c.benchmark_group("closure S5");
-        v.bench(&mut g, |f| {
-            f(
-                black_box(1),
-                black_box(2.0),
-                black_box(3),
-                black_box(4.0),
-                black_box(5 as *const c_void),
-                black_box(-6),
-                black_box(7),
-                black_box(8.0),
-            )
-        });
+        v.bench(&mut g, |f| bench_call!(S5, f));
         g.finish();
     }
 }
@@ -336,26 +202,24 @@ fn closures(c: &mut Criterion) {
 /// A closure's life: allocate, prepare, free. The jitffi thunk is compiled
 /// before timing (a warm cache), as libffi's cif is prepared.
 fn lifecycle(c: &mut Criterion) {
-    let t_i32 = &raw mut ffi::ffi_type_sint32;
     let mut g = c.benchmark_group("closure alloc+prep+free");
-    let cif = Cif::new(Type::i32(), &[Type::i32(), Type::i32()]).unwrap();
-    let mut lcif = libffi_cif(t_i32, &[t_i32, t_i32]);
+    let (cif, mut lcif) = cifs(&SIGS[1]);
     let lcif: *mut ffi_cif = &mut *lcif;
 
     // Each variant must produce a working closure.
     {
         let raw = RawClosure::new(&cif, s2_handler, ptr::null_mut()).expect("RawClosure::new");
         // SAFETY: S2's signature; the closure is alive.
-        let f: S2 = unsafe { raw.as_fn() };
+        let f: S2Closure = unsafe { raw.as_fn() };
         assert_eq!(f(40, 2), 42, "jitffi RawClosure");
         // SAFETY: `lcif` is a prepared S2 cif that outlives the closure.
         let lib = LibffiClosure::new(unsafe { &mut *lcif }, s2_handler);
         // SAFETY: as above.
-        let f: S2 = unsafe { lib.as_fn() };
+        let f: S2Closure = unsafe { lib.as_fn() };
         assert_eq!(f(40, 2), 42, "libffi closure");
         let rust = s2_rust(&cif);
         // SAFETY: as above.
-        let f: S2 = unsafe { rust.as_fn() };
+        let f: S2Closure = unsafe { rust.as_fn() };
         assert_eq!(f(40, 2), 42, "jitffi Closure::new");
     }
 

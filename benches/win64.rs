@@ -14,7 +14,8 @@ use std::ffi::c_void;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use jitffi::Abi;
-use jitffi_oracle::win64_bench::*;
+use jitffi_oracle::bench_cases::{bytes_of, F64S, I64S, INTS, PAIR, QUAD, S5};
+use jitffi_oracle::win64_bench::{self, *};
 use libffi::raw as ffi;
 
 /// The crate, under the name `native_ret` expects.
@@ -30,7 +31,7 @@ use bench_util::config;
 
 #[path = "../tests/support/sig_bench.rs"]
 mod sig_bench;
-use sig_bench::{bytes_of, cases, direct_benches, Table, F64S, I64S, INTS, PAIR, QUAD, S5};
+use sig_bench::{cases, direct_benches, Table};
 
 /// The Microsoft x64 targets and their (SysV) stubs.
 fn table() -> Table {
@@ -38,26 +39,8 @@ fn table() -> Table {
         abi: Abi::Win64,
         ffi_abi: ffi::ffi_abi_FFI_WIN64,
         group_prefix: "w64 ",
-        targets: [
-            w64_bench_s1 as *const c_void,
-            w64_bench_s2 as *const c_void,
-            w64_bench_s3 as *const c_void,
-            w64_bench_s4 as *const c_void,
-            w64_bench_s5 as *const c_void,
-            w64_bench_s6 as *const c_void,
-            w64_bench_s7 as *const c_void,
-            w64_bench_s8 as *const c_void,
-        ],
-        stubs: [
-            w64_bench_stub_s1,
-            w64_bench_stub_s2,
-            w64_bench_stub_s3,
-            w64_bench_stub_s4,
-            w64_bench_stub_s5,
-            w64_bench_stub_s6,
-            w64_bench_stub_s7,
-            w64_bench_stub_s8,
-        ],
+        targets: win64_bench::targets(),
+        stubs: win64_bench::STUBS,
     }
 }
 
@@ -98,7 +81,7 @@ fn direct(c: &mut Criterion) {
     direct_benches!(
         c,
         "w64 direct",
-        "win64",
+        jitffi_oracle::win64_bench,
         [
             w64_bench_s1,
             w64_bench_s2,

@@ -758,7 +758,7 @@ fn the_win64_thunks_entry_describes_its_register_saves() {
         [0x48, 0x81, 0xEC] => i64::from(i32::from_le_bytes(bytes[11..15].try_into().unwrap())),
         _ => panic!("no frame allocation at offset 8: {:02x?}", &bytes[8..15]),
     };
-    let call = position(&bytes, &[0x41, 0xFF, 0x53, 0x28]) as u64; // call [r11 + 40]
+    let call = position(&bytes, &[0x41, 0xFF, 0xD2]) as u64; // call r10
     let during = d.at(call);
     assert_eq!(during.cfa, (RBP, 16));
     let xmm: Vec<u8> = (23..=32).collect(); // xmm6-xmm15

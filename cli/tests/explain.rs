@@ -121,12 +121,14 @@ fn disassembly_of_stub_and_thunk() {
         "{}",
         &out[packed..thunk]
     );
-    // The thunk calls the handler through the closure record in r11.
+    // The thunk calls the handler whose address it loaded from the closure
+    // record in r11.
     assert!(
-        out[thunk..].contains("call    qword ptr [r11+0x28]"),
+        out[thunk..].contains("mov     r10,[r11+0x28]"),
         "{}",
         &out[thunk..]
     );
+    assert!(out[thunk..].contains("call    r10"), "{}", &out[thunk..]);
     // --bytes adds the encoding.
     let bytes = explain_ok(&["int(int, int)", "--bytes"]);
     assert!(bytes.contains("0000  f3 0f 1e fa"), "{bytes}");

@@ -24,6 +24,34 @@ pub struct S7Quad {
 /// A hand-written stub: `void stub(void *fn, void *rvalue, void **avalue)`.
 pub type StubFn = unsafe extern "C" fn(*const c_void, *mut c_void, *const *const c_void);
 
+crate::bench_cases::target_fn_types!("C");
+
+/// The C targets S1-S8 (index 0 is S1), for calls through a stub.
+pub fn targets() -> [*const c_void; 8] {
+    [
+        bench_s1 as *const c_void,
+        bench_s2 as *const c_void,
+        bench_s3 as *const c_void,
+        bench_s4 as *const c_void,
+        bench_s5 as *const c_void,
+        bench_s6 as *const c_void,
+        bench_s7 as *const c_void,
+        bench_s8 as *const c_void,
+    ]
+}
+
+/// The hand-written stubs of S1-S8 (index 0 is S1).
+pub const STUBS: [StubFn; 8] = [
+    bench_stub_s1,
+    bench_stub_s2,
+    bench_stub_s3,
+    bench_stub_s4,
+    bench_stub_s5,
+    bench_stub_s6,
+    bench_stub_s7,
+    bench_stub_s8,
+];
+
 extern "C" {
     pub fn bench_s1();
     pub fn bench_s2(a: i32, b: i32) -> i32;

@@ -3,6 +3,8 @@
 //! compiler does, not against our own reading of the ABI.
 #![allow(missing_docs)]
 
+pub mod bench_cases;
+pub mod bench_closures;
 pub mod bench_stubs;
 pub mod capture;
 pub mod cxx;

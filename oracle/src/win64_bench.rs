@@ -7,6 +7,35 @@ use std::ffi::c_void;
 
 pub use crate::bench_stubs::{S6Pair, S7Quad, StubFn};
 
+crate::bench_cases::target_fn_types!("win64");
+
+/// The Microsoft x64 targets S1-S8 (index 0 is S1), for calls through a
+/// stub.
+pub fn targets() -> [*const c_void; 8] {
+    [
+        w64_bench_s1 as *const c_void,
+        w64_bench_s2 as *const c_void,
+        w64_bench_s3 as *const c_void,
+        w64_bench_s4 as *const c_void,
+        w64_bench_s5 as *const c_void,
+        w64_bench_s6 as *const c_void,
+        w64_bench_s7 as *const c_void,
+        w64_bench_s8 as *const c_void,
+    ]
+}
+
+/// Their hand-written (SysV) stubs (index 0 is S1).
+pub const STUBS: [StubFn; 8] = [
+    w64_bench_stub_s1,
+    w64_bench_stub_s2,
+    w64_bench_stub_s3,
+    w64_bench_stub_s4,
+    w64_bench_stub_s5,
+    w64_bench_stub_s6,
+    w64_bench_stub_s7,
+    w64_bench_stub_s8,
+];
+
 extern "win64" {
     pub fn w64_bench_s1();
     pub fn w64_bench_s2(a: i32, b: i32) -> i32;

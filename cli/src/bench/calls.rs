@@ -3,23 +3,21 @@
 
 use std::ffi::c_void;
 use std::hint::black_box;
-use std::ptr;
 
-use jitffi::Cif;
+use jitffi_oracle::bench_call;
+use jitffi_oracle::bench_cases::ArgBuffers;
 use jitffi_oracle::bench_stubs::*;
 
 use super::measure::Stats;
 use super::sysffi::{FfiCif, Libffi};
-use super::types::{bytes_of, hex, F64S, I64S, INTS, PAIR, QUAD, S5, S5_PTR, T};
-use super::{check_failed, ratio, round_ns, CallMin, CallRatios, CallRow, Runner};
+use super::types::{bytes_of, hex, jitffi_cif, libffi_cif, Plain, Sig, SIGS};
+use super::{check_failed, CallMin, CallRatios, CallRow, Runner};
 use crate::error::CliError;
 
-/// One of S1-S8: its names, types, argument values and C functions.
+/// One of S1-S8: its types and values, its text, and its C functions.
 struct Spec {
-    name: &'static str,
+    sig: &'static Sig,
     signature: &'static str,
-    ret: T,
-    args: Vec<T>,
     values: Vec<Vec<u8>>,
     target: *const c_void,
     stub: StubFn,
@@ -55,130 +53,12 @@ pub const NAMES: [&str; 8] = [
 ];
 
 fn spec(i: usize) -> Spec {
-    let b = |v: &[u8]| v.to_vec();
-    let (ret, args, values, target, stub): (T, Vec<T>, Vec<Vec<u8>>, *const c_void, StubFn) =
-        match i {
-            0 => (
-                T::Void,
-                vec![],
-                vec![],
-                bench_s1 as *const c_void,
-                bench_stub_s1,
-            ),
-            1 => (
-                T::I32,
-                vec![T::I32; 2],
-                INTS[..2].iter().map(|v| b(bytes_of(v))).collect(),
-                bench_s2 as *const c_void,
-                bench_stub_s2,
-            ),
-            2 => (
-                T::F64,
-                vec![T::F64; 4],
-                F64S.iter().map(|v| b(bytes_of(v))).collect(),
-                bench_s3 as *const c_void,
-                bench_stub_s3,
-            ),
-            3 => (
-                T::I64,
-                vec![T::I64; 8],
-                I64S.iter().map(|v| b(bytes_of(v))).collect(),
-                bench_s4 as *const c_void,
-                bench_stub_s4,
-            ),
-            4 => (
-                T::F64,
-                vec![
-                    T::I32,
-                    T::F64,
-                    T::I64,
-                    T::F32,
-                    T::Ptr,
-                    T::I8,
-                    T::U16,
-                    T::F64,
-                ],
-                vec![
-                    b(bytes_of(&S5.0)),
-                    b(bytes_of(&S5.1)),
-                    b(bytes_of(&S5.2)),
-                    b(bytes_of(&S5.3)),
-                    b(bytes_of(&S5.4)),
-                    b(bytes_of(&S5.5)),
-                    b(bytes_of(&S5.6)),
-                    b(bytes_of(&S5.7)),
-                ],
-                bench_s5 as *const c_void,
-                bench_stub_s5,
-            ),
-            5 => (
-                T::Pair,
-                vec![T::Pair; 2],
-                vec![b(bytes_of(&PAIR)), b(bytes_of(&PAIR))],
-                bench_s6 as *const c_void,
-                bench_stub_s6,
-            ),
-            6 => (
-                T::Quad,
-                vec![T::Quad],
-                vec![b(bytes_of(&QUAD))],
-                bench_s7 as *const c_void,
-                bench_stub_s7,
-            ),
-            _ => (
-                T::I32,
-                vec![T::I32; 16],
-                INTS.iter().map(|v| b(bytes_of(v))).collect(),
-                bench_s8 as *const c_void,
-                bench_stub_s8,
-            ),
-        };
     Spec {
-        name: &NAMES[i][6..],
+        sig: &SIGS[i],
         signature: SIGNATURES[i],
-        ret,
-        args,
-        values,
-        target,
-        stub,
-    }
-}
-
-/// Argument storage: 32-byte aligned slots that `avalue` points into, and
-/// the same values at the cif's packed offsets.
-struct Args {
-    _slots: Vec<[u128; 2]>,
-    avalue: Vec<*const c_void>,
-    packed: Vec<u128>,
-}
-
-impl Args {
-    fn new(cif: &Cif, values: &[Vec<u8>]) -> Args {
-        let mut slots = vec![[0u128; 2]; values.len()];
-        let mut packed = vec![0u128; cif.packed_size().div_ceil(16).max(1)];
-        let packed_bytes = packed.len() * 16;
-        for (i, v) in values.iter().enumerate() {
-            let len = v.len().min(32);
-            let at = cif.packed_offsets()[i] as usize;
-            // SAFETY: a slot holds 32 bytes and `len` is at most that; the
-            // packed copy is bounds-checked against the buffer.
-            unsafe {
-                ptr::copy_nonoverlapping(v.as_ptr(), slots[i].as_mut_ptr().cast::<u8>(), len);
-                if at + len <= packed_bytes {
-                    ptr::copy_nonoverlapping(
-                        v.as_ptr(),
-                        packed.as_mut_ptr().cast::<u8>().add(at),
-                        len,
-                    );
-                }
-            }
-        }
-        let avalue = slots.iter().map(|s| s.as_ptr().cast::<c_void>()).collect();
-        Args {
-            _slots: slots,
-            avalue,
-            packed,
-        }
+        values: SIGS[i].values(),
+        target: targets()[i],
+        stub: STUBS[i],
     }
 }
 
@@ -192,130 +72,36 @@ fn ret_bytes(r: &RetBuf) -> &[u8] {
 /// Times S1-S8 (those the filter selects).
 pub fn run(runner: &Runner, mut ffi: Option<&mut Libffi>) -> Result<Vec<CallRow>, CliError> {
     let mut rows = Vec::new();
-    type S4Fn = unsafe extern "C" fn(i64, i64, i64, i64, i64, i64, i64, i64) -> i64;
-    type S5Fn = unsafe extern "C" fn(i32, f64, i64, f32, *const c_void, i8, u16, f64) -> f64;
-    type S8Fn = unsafe extern "C" fn(
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-    ) -> i32;
     for (i, name) in NAMES.iter().enumerate() {
         if !runner.selected(name) {
             continue;
         }
         let spec = spec(i);
         let ffi = ffi.as_deref_mut();
-        // The direct call's closure twice: one call checks the result, the
-        // other closure is timed, so the timed one has a single caller.
+        // The direct call twice: once to check the result, once in the
+        // timed closure, so the timed closure has a single caller. `$p` is
+        // what the packed stub returns natively.
         macro_rules! go {
-            ($d:ty, $p:ty, $call:expr) => {
-                case::<$d, $p>(runner, &spec, ffi, ($call)(), $call)
-            };
+            ($case:ident, $ty:ident, $target:ident, $p:ty) => {{
+                let f = black_box($target as $ty);
+                // SAFETY (both calls): the C target called with its
+                // declared signature, through a black-boxed pointer as the
+                // criterion benches do, so the call cannot be inlined.
+                let d = unsafe { bench_call!($case, f) };
+                case::<_, $p>(runner, &spec, ffi, d, || unsafe { bench_call!($case, f) })
+            }};
         }
-        // SAFETY (every direct call below): the C target called with its
-        // declared signature, through a black-boxed pointer as the
-        // criterion benches do, so the call cannot be inlined.
         let row = match i {
-            0 => {
-                let f = black_box(bench_s1 as unsafe extern "C" fn());
-                go!((), (), || unsafe { f() })
-            }
-            1 => {
-                let f = black_box(bench_s2 as unsafe extern "C" fn(i32, i32) -> i32);
-                go!(i32, i32, || unsafe {
-                    f(black_box(INTS[0]), black_box(INTS[1]))
-                })
-            }
-            2 => {
-                let f = black_box(bench_s3 as unsafe extern "C" fn(f64, f64, f64, f64) -> f64);
-                go!(f64, f64, || unsafe {
-                    f(
-                        black_box(F64S[0]),
-                        black_box(F64S[1]),
-                        black_box(F64S[2]),
-                        black_box(F64S[3]),
-                    )
-                })
-            }
-            3 => {
-                let f = black_box(bench_s4 as S4Fn);
-                go!(i64, i64, || unsafe {
-                    f(
-                        black_box(I64S[0]),
-                        black_box(I64S[1]),
-                        black_box(I64S[2]),
-                        black_box(I64S[3]),
-                        black_box(I64S[4]),
-                        black_box(I64S[5]),
-                        black_box(I64S[6]),
-                        black_box(I64S[7]),
-                    )
-                })
-            }
-            4 => {
-                let f = black_box(bench_s5 as S5Fn);
-                go!(f64, f64, || unsafe {
-                    f(
-                        black_box(S5.0),
-                        black_box(S5.1),
-                        black_box(S5.2),
-                        black_box(S5.3),
-                        black_box(S5_PTR),
-                        black_box(S5.5),
-                        black_box(S5.6),
-                        black_box(S5.7),
-                    )
-                })
-            }
-            5 => {
-                let f = black_box(bench_s6 as unsafe extern "C" fn(S6Pair, S6Pair) -> S6Pair);
-                go!(S6Pair, S6Pair, || unsafe {
-                    f(black_box(PAIR), black_box(PAIR))
-                })
-            }
-            6 => {
-                let f = black_box(bench_s7 as unsafe extern "C" fn(S7Quad) -> S7Quad);
-                // The packed form of an sret return hands back the buffer's
-                // address, in rax.
-                go!(S7Quad, *mut c_void, || unsafe { f(black_box(QUAD)) })
-            }
-            _ => {
-                let f = black_box(bench_s8 as S8Fn);
-                let a = INTS;
-                go!(i32, i32, || unsafe {
-                    f(
-                        black_box(a[0]),
-                        black_box(a[1]),
-                        black_box(a[2]),
-                        black_box(a[3]),
-                        black_box(a[4]),
-                        black_box(a[5]),
-                        black_box(a[6]),
-                        black_box(a[7]),
-                        black_box(a[8]),
-                        black_box(a[9]),
-                        black_box(a[10]),
-                        black_box(a[11]),
-                        black_box(a[12]),
-                        black_box(a[13]),
-                        black_box(a[14]),
-                        black_box(a[15]),
-                    )
-                })
-            }
+            0 => go!(S1, S1Fn, bench_s1, ()),
+            1 => go!(S2, S2Fn, bench_s2, i32),
+            2 => go!(S3, S3Fn, bench_s3, f64),
+            3 => go!(S4, S4Fn, bench_s4, i64),
+            4 => go!(S5, S5Fn, bench_s5, f64),
+            5 => go!(S6, S6Fn, bench_s6, S6Pair),
+            // The packed form of an sret return hands back the buffer's
+            // address, in rax.
+            6 => go!(S7, S7Fn, bench_s7, *mut c_void),
+            _ => go!(S8, S8Fn, bench_s8, i32),
         }?;
         rows.push(row);
         runner.case_done();
@@ -326,36 +112,27 @@ pub fn run(runner: &Runner, mut ffi: Option<&mut Libffi>) -> Result<Vec<CallRow>
 /// Checks and times one signature. `D` is what the direct call returns,
 /// `P` what the packed stub returns natively (the value, or the sret
 /// buffer's address for a value returned in memory).
-fn case<D: Copy, P: Copy>(
+fn case<D: Plain, P: Plain>(
     runner: &Runner,
     spec: &Spec,
     ffi: Option<&mut Libffi>,
     d: D,
     direct: impl FnMut() -> D,
 ) -> Result<CallRow, CliError> {
-    let ret = spec.ret.jitffi()?;
-    let args = spec
-        .args
-        .iter()
-        .map(|t| t.jitffi())
-        .collect::<Result<Vec<_>, _>>()?;
-    let cif = Cif::new(ret, &args)?;
-    let a = Args::new(&cif, &spec.values);
+    let name = spec.sig.name;
+    let cif = jitffi_cif(spec.sig)?;
+    let a = ArgBuffers::new(&spec.values, cif.packed_size(), cif.packed_offsets());
     let mut lib = match ffi {
         Some(ffi) => {
-            let r = spec.ret.libffi(ffi);
-            let types: Vec<_> = spec.args.iter().map(|t| t.libffi(ffi)).collect();
-            let c = ffi
-                .cif(r, &types)
-                .map_err(|e| check_failed(format!("{}: libffi: {e}", spec.name)))?;
+            let c = libffi_cif(ffi, name, spec.sig)?;
             Some((&*ffi, c))
         }
         None => None,
     };
     let target = spec.target;
     let stub = spec.stub;
-    let avalue = a.avalue.as_ptr();
-    let packed = a.packed.as_ptr().cast::<c_void>();
+    let avalue = a.avalue().as_ptr();
+    let packed = a.packed().as_ptr().cast::<c_void>();
 
     // Every form once, compared with the C stub (and the stub with the
     // direct call) before anything is timed.
@@ -366,69 +143,51 @@ fn case<D: Copy, P: Copy>(
         cif.ret().size()
     };
     let n = ret_size.clamp(8, 32);
-    let mut want: RetBuf = [0; 2];
+    let mut want_buf: RetBuf = [0; 2];
     // SAFETY: the stub, the cif and the libffi cif all describe `target`;
     // every buffer is 32 bytes, enough for any return here.
-    unsafe { stub(target, want.as_mut_ptr().cast(), avalue) };
+    unsafe { stub(target, want_buf.as_mut_ptr().cast(), avalue) };
+    let want = ret_bytes(&want_buf);
     let db = bytes_of(&d);
-    if db != &ret_bytes(&want)[..db.len()] {
+    if db != &want[..db.len()] {
         return Err(check_failed(format!(
-            "{}: the C stub returned {}, the direct call {}",
-            spec.name,
-            hex(&ret_bytes(&want)[..db.len()]),
+            "{name}: the C stub returned {}, the direct call {}",
+            hex(&want[..db.len()]),
             hex(db)
         )));
     }
+    // The first `len` bytes of a form's result against the stub's.
+    let check = |form: &str, got: &[u8], len: usize| compare(name, form, &want[..len], &got[..len]);
     let mut got: RetBuf = [0; 2];
     // SAFETY: as above.
     unsafe { cif.call_raw(target, got.as_mut_ptr().cast(), avalue) };
-    compare(
-        spec.name,
-        "jitffi raw",
-        &ret_bytes(&want)[..n],
-        &ret_bytes(&got)[..n],
-    )?;
+    check("jitffi raw", ret_bytes(&got), n)?;
     let mut sret: RetBuf = [0; 2];
     let sret_ptr = sret.as_mut_ptr().cast::<c_void>();
     // SAFETY: as above; `P` is how the packed stub returns this signature.
     let p = unsafe { cif.call_packed::<P>(target, sret_ptr, packed) };
     if std::mem::size_of::<P>() == ret_size {
-        compare(
-            spec.name,
-            "jitffi packed",
-            &ret_bytes(&want)[..ret_size],
-            bytes_of(&p),
-        )?;
+        check("jitffi packed", bytes_of(&p), ret_size)?;
     } else {
         compare(
-            spec.name,
+            name,
             "jitffi packed (sret address)",
             bytes_of(&(sret_ptr as usize)),
             bytes_of(&p),
         )?;
-        compare(
-            spec.name,
-            "jitffi packed",
-            &ret_bytes(&want)[..ret_size],
-            &ret_bytes(&sret)[..ret_size],
-        )?;
+        check("jitffi packed", ret_bytes(&sret), ret_size)?;
     }
     if let Some((ffi, c)) = lib.as_mut() {
         let mut got: RetBuf = [0; 2];
         // SAFETY: the libffi cif describes `target`; libffi only reads
         // the argument values.
         unsafe { (ffi.call)(&mut **c, target, got.as_mut_ptr().cast(), avalue as *mut _) };
-        compare(
-            spec.name,
-            "libffi",
-            &ret_bytes(&want)[..n],
-            &ret_bytes(&got)[..n],
-        )?;
+        check("libffi", ret_bytes(&got), n)?;
     }
 
     let mut rbuf: RetBuf = [0; 2];
     let rvalue = rbuf.as_mut_ptr().cast::<c_void>();
-    let label = |what: &str| format!("calls/{} {what}", spec.name);
+    let label = |what: &str| format!("calls/{name} {what}");
     let direct_s = runner.time(&label("direct"), direct);
     // SAFETY (the timed closures): exactly the calls checked above.
     let stub_s = runner.time(&label("C stub"), || unsafe {
@@ -454,24 +213,24 @@ fn case<D: Copy, P: Copy>(
         })
     });
     Ok(CallRow {
-        name: spec.name.to_string(),
+        name: name.to_string(),
         signature: spec.signature.to_string(),
-        direct_ns: round_ns(direct_s.median_ns),
-        c_stub_ns: round_ns(stub_s.median_ns),
-        jitffi_raw_ns: round_ns(raw_s.median_ns),
-        jitffi_packed_ns: round_ns(packed_s.median_ns),
-        libffi_ns: libffi_s.map(|s| round_ns(s.median_ns)),
+        direct_ns: direct_s.ns(),
+        c_stub_ns: stub_s.ns(),
+        jitffi_raw_ns: raw_s.ns(),
+        jitffi_packed_ns: packed_s.ns(),
+        libffi_ns: libffi_s.map(Stats::ns),
         min_ns: CallMin {
-            direct: round_ns(direct_s.min_ns),
-            c_stub: round_ns(stub_s.min_ns),
-            jitffi_raw: round_ns(raw_s.min_ns),
-            jitffi_packed: round_ns(packed_s.min_ns),
-            libffi: libffi_s.map(|s| round_ns(s.min_ns)),
+            direct: direct_s.min(),
+            c_stub: stub_s.min(),
+            jitffi_raw: raw_s.min(),
+            jitffi_packed: packed_s.min(),
+            libffi: libffi_s.map(Stats::min),
         },
         ratios: CallRatios {
-            libffi_over_jitffi_raw: libffi_s.map(|l| ratio(l.median_ns, raw_s.median_ns)),
-            jitffi_raw_over_c_stub: ratio(raw_s.median_ns, stub_s.median_ns),
-            jitffi_packed_over_direct: ratio(packed_s.median_ns, direct_s.median_ns),
+            libffi_over_jitffi_raw: libffi_s.map(|l| l.over(raw_s)),
+            jitffi_raw_over_c_stub: raw_s.over(stub_s),
+            jitffi_packed_over_direct: packed_s.over(direct_s),
         },
     })
 }
@@ -499,6 +258,7 @@ pub fn short(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::types::jitffi_types;
     use crate::sig::Signature;
 
     #[test]
@@ -509,11 +269,13 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", s.signature))
                 .lower(jitffi::Abi::host())
                 .unwrap();
-            assert_eq!(lowered.ret, s.ret.jitffi().unwrap(), "{}", s.name);
-            let args: Vec<_> = s.args.iter().map(|t| t.jitffi().unwrap()).collect();
-            assert_eq!(lowered.args, args, "{}", s.name);
-            assert_eq!(s.values.len(), s.args.len(), "{}", s.name);
-            assert_eq!(short(s.name), *short_form);
+            let (ret, args) = jitffi_types(s.sig).unwrap();
+            let name = s.sig.name;
+            assert_eq!(lowered.ret, ret, "{name}");
+            assert_eq!(lowered.args, args, "{name}");
+            assert_eq!(s.values.len(), s.sig.args.len(), "{name}");
+            assert_eq!(short(name), *short_form);
+            assert_eq!(NAMES[i], format!("calls/{name}"));
         }
         assert_eq!(short("S9"), "");
     }
@@ -521,17 +283,16 @@ mod tests {
     #[test]
     fn packed_buffer_holds_each_value_at_its_offset() {
         let s = spec(4); // S5: eight mixed arguments
-        let args: Vec<_> = s.args.iter().map(|t| t.jitffi().unwrap()).collect();
-        let cif = Cif::new(s.ret.jitffi().unwrap(), &args).unwrap();
-        let a = Args::new(&cif, &s.values);
-        let packed = bytes_of(&a.packed[0]).as_ptr();
+        let cif = jitffi_cif(s.sig).unwrap();
+        let a = ArgBuffers::new(&s.values, cif.packed_size(), cif.packed_offsets());
+        let packed = a.packed().as_ptr().cast::<u8>();
         for (i, v) in s.values.iter().enumerate() {
             let at = cif.packed_offsets()[i] as usize;
             // SAFETY: the buffer covers packed_size bytes, each value inside.
             let got = unsafe { std::slice::from_raw_parts(packed.add(at), v.len()) };
             assert_eq!(got, &v[..], "argument {i}");
             // SAFETY: avalue[i] points at a 32-byte slot.
-            let slot = unsafe { std::slice::from_raw_parts(a.avalue[i].cast::<u8>(), v.len()) };
+            let slot = unsafe { std::slice::from_raw_parts(a.avalue()[i].cast::<u8>(), v.len()) };
             assert_eq!(slot, &v[..], "argument {i}");
         }
     }

@@ -4,18 +4,19 @@
 //! `Closure::new` with a Rust handler), and a closure's life (allocate,
 //! prepare, free).
 
-use std::ffi::c_void;
 use std::hint::black_box;
 use std::ptr;
 
-use jitffi::{Cif, Closure, RawClosure, Type};
+use jitffi::{Cif, Closure, RawClosure};
+use jitffi_oracle::bench_closures::*;
+use jitffi_oracle::{bench_call, closure_handler};
 
 use super::calls::SIGNATURES;
 use super::measure::Stats;
 use super::sysffi::{FfiCif, FfiClosure, Libffi};
-use super::types::{F64S, S5, S5_PTR, T};
-use super::{check_failed, ratio, round_ns, ClosureMin, ClosureRatios, ClosureRow, LifeMin};
-use super::{LifeRatios, LifeRow, Runner};
+use super::types::{jitffi_cif, libffi_cif, SIGS};
+use super::Runner;
+use super::{check_failed, ClosureMin, ClosureRatios, ClosureRow, LifeMin, LifeRatios, LifeRow};
 use crate::error::CliError;
 
 /// The benchmark names.
@@ -23,115 +24,10 @@ pub const NAMES: [&str; 3] = ["closures/S2", "closures/S3", "closures/S5"];
 /// The closure-life benchmark's name.
 pub const LIFE: &str = "closure-life/S2";
 
-type S2 = extern "C" fn(i32, i32) -> i32;
-type S3 = extern "C" fn(f64, f64, f64, f64) -> f64;
-type S5 = extern "C" fn(i32, f64, i64, f32, *const c_void, i8, u16, f64) -> f64;
-
-// What every variant computes, so they all return the same.
-
-fn s2_body(a: i32, b: i32) -> i32 {
-    a.wrapping_add(b)
-}
-
-fn s3_body(a: f64, b: f64, c: f64, d: f64) -> f64 {
-    a + b + c + d
-}
-
-#[allow(clippy::too_many_arguments)]
-fn s5_body(a: i32, b: f64, c: i64, d: f32, e: *const c_void, f: i8, g: u16, h: f64) -> f64 {
-    a as f64 + b + c as f64 + d as f64 + e as usize as f64 + f as f64 + g as f64 + h
-}
-
-extern "C" fn s2_direct(a: i32, b: i32) -> i32 {
-    s2_body(a, b)
-}
-
-extern "C" fn s3_direct(a: f64, b: f64, c: f64, d: f64) -> f64 {
-    s3_body(a, b, c, d)
-}
-
-#[allow(clippy::too_many_arguments)]
-extern "C" fn s5_direct(
-    a: i32,
-    b: f64,
-    c: i64,
-    d: f32,
-    e: *const c_void,
-    f: i8,
-    g: u16,
-    h: f64,
-) -> f64 {
-    s5_body(a, b, c, d, e, f, g, h)
-}
-
-/// Argument `i` as a `T`.
-///
-/// # Safety
-/// `args[i]` points at a `T`.
-#[inline(always)]
-unsafe fn arg<A: Copy>(args: *const *mut c_void, i: usize) -> A {
-    // SAFETY: per the contract; closure arguments are aligned for their types.
-    unsafe { *(*args.add(i)).cast::<A>() }
-}
-
-// Minimal handlers, shared by jitffi's RawClosure and libffi (the same
-// four pointers).
-
-unsafe extern "C" fn s2_handler(
-    _cif: *const c_void,
-    ret: *mut c_void,
-    args: *const *mut c_void,
-    _ud: *mut c_void,
-) {
-    // SAFETY: the closure is int(int, int); `ret` holds at least 8 bytes.
-    unsafe { *ret.cast::<i32>() = s2_body(arg(args, 0), arg(args, 1)) }
-}
-
-unsafe extern "C" fn s3_handler(
-    _cif: *const c_void,
-    ret: *mut c_void,
-    args: *const *mut c_void,
-    _ud: *mut c_void,
-) {
-    // SAFETY: the closure is double(double x4).
-    unsafe { *ret.cast::<f64>() = s3_body(arg(args, 0), arg(args, 1), arg(args, 2), arg(args, 3)) }
-}
-
-unsafe extern "C" fn s5_handler(
-    _cif: *const c_void,
-    ret: *mut c_void,
-    args: *const *mut c_void,
-    _ud: *mut c_void,
-) {
-    // SAFETY: the closure has S5's signature.
-    unsafe {
-        *ret.cast::<f64>() = s5_body(
-            arg(args, 0),
-            arg(args, 1),
-            arg(args, 2),
-            arg(args, 3),
-            arg(args, 4),
-            arg(args, 5),
-            arg(args, 6),
-            arg(args, 7),
-        )
-    }
-}
-
-/// The types of one closure signature, both libraries' views.
-fn types(ret: T, args: &[T]) -> Result<(Type, Vec<Type>), CliError> {
-    Ok((
-        ret.jitffi()?,
-        args.iter().map(|t| t.jitffi()).collect::<Result<_, _>>()?,
-    ))
-}
-
-fn libffi_cif(ffi: &mut Libffi, name: &str, ret: T, args: &[T]) -> Result<Box<FfiCif>, CliError> {
-    let r = ret.libffi(ffi);
-    let a: Vec<_> = args.iter().map(|t| t.libffi(ffi)).collect();
-    ffi.cif(r, &a)
-        .map_err(|e| check_failed(format!("{name}: libffi: {e}")))
-}
+// The bodies, the direct functions and the minimal handlers (one per
+// signature, shared by jitffi's RawClosure and libffi: the same four
+// pointers) are `jitffi_oracle::bench_closures`'s, shared with `cargo bench
+// --bench closures`.
 
 /// Times the closures the filter selects, and the closure life.
 pub fn run(
@@ -139,115 +35,39 @@ pub fn run(
     mut ffi: Option<&mut Libffi>,
 ) -> Result<(Vec<ClosureRow>, Option<LifeRow>), CliError> {
     let mut rows = Vec::new();
-    const S5_ARGS: [T; 8] = [
-        T::I32,
-        T::F64,
-        T::I64,
-        T::F32,
-        T::Ptr,
-        T::I8,
-        T::U16,
-        T::F64,
-    ];
     if runner.selected(NAMES[0]) {
-        let (ret, args) = types(T::I32, &[T::I32; 2])?;
-        let cif = Cif::new(ret, &args)?;
-        let rust =
-            |cif: &Cif| Closure::new(cif, |args, ret| ret.set(s2_body(args.get(0), args.get(1))));
-        let mut lcif = match ffi.as_deref_mut() {
-            Some(f) => Some(libffi_cif(f, "S2", T::I32, &[T::I32; 2])?),
-            None => None,
-        };
-        rows.push(closure_case::<S2>(
+        rows.push(closure_case::<S2Closure>(
             runner,
-            "S2",
-            SIGNATURES[1],
-            &cif,
+            1,
             s2_handler,
-            rust,
-            ffi.as_deref(),
-            lcif.as_deref_mut(),
+            |cif| Closure::new(cif, closure_handler!(S2)),
+            ffi.as_deref_mut(),
             s2_direct,
             |f| f(black_box(40), black_box(2)) as f64,
         )?);
         runner.case_done();
     }
     if runner.selected(NAMES[1]) {
-        let (ret, args) = types(T::F64, &[T::F64; 4])?;
-        let cif = Cif::new(ret, &args)?;
-        let rust = |cif: &Cif| {
-            Closure::new(cif, |args, ret| {
-                ret.set(s3_body(args.get(0), args.get(1), args.get(2), args.get(3)))
-            })
-        };
-        let mut lcif = match ffi.as_deref_mut() {
-            Some(f) => Some(libffi_cif(f, "S3", T::F64, &[T::F64; 4])?),
-            None => None,
-        };
-        rows.push(closure_case::<S3>(
+        rows.push(closure_case::<S3Closure>(
             runner,
-            "S3",
-            SIGNATURES[2],
-            &cif,
+            2,
             s3_handler,
-            rust,
-            ffi.as_deref(),
-            lcif.as_deref_mut(),
+            |cif| Closure::new(cif, closure_handler!(S3)),
+            ffi.as_deref_mut(),
             s3_direct,
-            |f| {
-                f(
-                    black_box(F64S[0]),
-                    black_box(F64S[1]),
-                    black_box(F64S[2]),
-                    black_box(F64S[3]),
-                )
-            },
+            |f| bench_call!(S3, f),
         )?);
         runner.case_done();
     }
     if runner.selected(NAMES[2]) {
-        let (ret, args) = types(T::F64, &S5_ARGS)?;
-        let cif = Cif::new(ret, &args)?;
-        let rust = |cif: &Cif| {
-            Closure::new(cif, |args, ret| {
-                ret.set(s5_body(
-                    args.get(0),
-                    args.get(1),
-                    args.get(2),
-                    args.get(3),
-                    args.get::<*const c_void>(4),
-                    args.get(5),
-                    args.get(6),
-                    args.get(7),
-                ))
-            })
-        };
-        let mut lcif = match ffi.as_deref_mut() {
-            Some(f) => Some(libffi_cif(f, "S5", T::F64, &S5_ARGS)?),
-            None => None,
-        };
-        rows.push(closure_case::<S5>(
+        rows.push(closure_case::<S5Closure>(
             runner,
-            "S5",
-            SIGNATURES[4],
-            &cif,
+            4,
             s5_handler,
-            rust,
-            ffi.as_deref(),
-            lcif.as_deref_mut(),
+            |cif| Closure::new(cif, closure_handler!(S5)),
+            ffi.as_deref_mut(),
             s5_direct,
-            |f| {
-                f(
-                    black_box(S5.0),
-                    black_box(S5.1),
-                    black_box(S5.2),
-                    black_box(S5.3),
-                    black_box(S5_PTR),
-                    black_box(S5.5),
-                    black_box(S5.6),
-                    black_box(S5.7),
-                )
-            },
+            |f| bench_call!(S5, f),
         )?);
         runner.case_done();
     }
@@ -261,28 +81,32 @@ pub fn run(
     Ok((rows, life))
 }
 
-/// Checks and times one closure signature; `F` is its `extern "C" fn`
-/// type and `call` calls an `F` with the case's arguments.
-#[allow(clippy::too_many_arguments)]
+/// Checks and times the closures of S1-S8's case `index`: `F` is its
+/// `extern "C" fn` type, `handler` its minimal handler, `rust` makes its
+/// `Closure::new`, and `call` calls an `F` with the case's arguments.
 fn closure_case<F: Copy>(
     runner: &Runner,
-    name: &str,
-    signature: &str,
-    cif: &Cif,
+    index: usize,
     handler: jitffi::RawHandler,
     rust: impl FnOnce(&Cif) -> jitffi::Result<Closure>,
-    ffi: Option<&Libffi>,
-    lcif: Option<&mut FfiCif>,
+    mut ffi: Option<&mut Libffi>,
     direct: F,
     call: impl Fn(F) -> f64,
 ) -> Result<ClosureRow, CliError> {
+    let sig = &SIGS[index];
+    let name = sig.name;
+    let cif = &jitffi_cif(sig)?;
+    let mut lcif = match ffi.as_deref_mut() {
+        Some(f) => Some(libffi_cif(f, name, sig)?),
+        None => None,
+    };
+    let ffi = ffi.as_deref();
     // A fixed order (the Rust closure first), so runs compare: which
     // trampoline slot a closure gets moved S3's RawClosure call by ~0.5 ns.
     let rust = rust(cif)?;
     let raw = RawClosure::new(cif, handler, ptr::null_mut())?;
-    let lib = match (ffi, lcif) {
-        // SAFETY: the cif lives in the caller until after this function,
-        // and so outlives the closure.
+    let lib = match (ffi, lcif.as_deref_mut()) {
+        // SAFETY: the cif is declared before the closure, so outlives it.
         (Some(ffi), Some(lcif)) => Some(
             unsafe { FfiClosure::new(ffi, lcif, handler) }
                 .map_err(|e| check_failed(format!("{name}: libffi closure: {e}")))?,
@@ -320,21 +144,21 @@ fn closure_case<F: Copy>(
     let lib_s: Option<Stats> = lib_f.map(|f| runner.time(&label("libffi"), || call(black_box(f))));
     Ok(ClosureRow {
         name: name.to_string(),
-        signature: signature.to_string(),
-        direct_ns: round_ns(direct_s.median_ns),
-        jitffi_raw_closure_ns: round_ns(raw_s.median_ns),
-        jitffi_closure_ns: round_ns(rust_s.median_ns),
-        libffi_closure_ns: lib_s.map(|s| round_ns(s.median_ns)),
+        signature: SIGNATURES[index].to_string(),
+        direct_ns: direct_s.ns(),
+        jitffi_raw_closure_ns: raw_s.ns(),
+        jitffi_closure_ns: rust_s.ns(),
+        libffi_closure_ns: lib_s.map(Stats::ns),
         min_ns: ClosureMin {
-            direct: round_ns(direct_s.min_ns),
-            jitffi_raw_closure: round_ns(raw_s.min_ns),
-            jitffi_closure: round_ns(rust_s.min_ns),
-            libffi_closure: lib_s.map(|s| round_ns(s.min_ns)),
+            direct: direct_s.min(),
+            jitffi_raw_closure: raw_s.min(),
+            jitffi_closure: rust_s.min(),
+            libffi_closure: lib_s.map(Stats::min),
         },
         ratios: ClosureRatios {
-            jitffi_raw_closure_over_direct: ratio(raw_s.median_ns, direct_s.median_ns),
-            jitffi_closure_over_direct: ratio(rust_s.median_ns, direct_s.median_ns),
-            libffi_over_jitffi_raw_closure: lib_s.map(|l| ratio(l.median_ns, raw_s.median_ns)),
+            jitffi_raw_closure_over_direct: raw_s.over(direct_s),
+            jitffi_closure_over_direct: rust_s.over(direct_s),
+            libffi_over_jitffi_raw_closure: lib_s.map(|l| l.over(raw_s)),
         },
     })
 }
@@ -343,9 +167,8 @@ fn closure_case<F: Copy>(
 /// already compiled, as libffi's cif is already prepared) against
 /// `ffi_closure_alloc` + `ffi_prep_closure_loc` + `ffi_closure_free`.
 fn life(runner: &Runner, ffi: Option<&mut Libffi>) -> Result<LifeRow, CliError> {
-    let (ret, args) = types(T::I32, &[T::I32; 2])?;
-    let cif = Cif::new(ret, &args)?;
-    let check = |what: &str, f: S2| {
+    let cif = jitffi_cif(&SIGS[1])?;
+    let check = |what: &str, f: S2Closure| {
         let got = f(40, 2);
         if got == 42 {
             Ok(())
@@ -359,7 +182,7 @@ fn life(runner: &Runner, ffi: Option<&mut Libffi>) -> Result<LifeRow, CliError> 
         let raw = RawClosure::new(&cif, s2_handler, ptr::null_mut())?;
         // SAFETY: S2's signature; the closure is alive.
         check("jitffi RawClosure", unsafe { raw.as_fn() })?;
-        let rust = Closure::new(&cif, |args, ret| ret.set(s2_body(args.get(0), args.get(1))))?;
+        let rust = Closure::new(&cif, closure_handler!(S2))?;
         // SAFETY: as above.
         check("jitffi Closure::new", unsafe { rust.as_fn() })?;
     }
@@ -370,14 +193,11 @@ fn life(runner: &Runner, ffi: Option<&mut Libffi>) -> Result<LifeRow, CliError> 
         RawClosure::new(black_box(&cif), s2_handler, ptr::null_mut()).is_ok()
     });
     let rust_s = runner.time("closure-life/S2 Closure::new + drop", || {
-        Closure::new(black_box(&cif), |args, ret| {
-            ret.set(s2_body(args.get(0), args.get(1)))
-        })
-        .is_ok()
+        Closure::new(black_box(&cif), closure_handler!(S2)).is_ok()
     });
     let lib_s = match ffi {
         Some(ffi) => {
-            let mut lcif = libffi_cif(ffi, "closure life", T::I32, &[T::I32; 2])?;
+            let mut lcif = libffi_cif(ffi, "closure life", &SIGS[1])?;
             let ffi = &*ffi;
             let lcif: *mut FfiCif = &mut *lcif;
             {
@@ -412,16 +232,16 @@ fn life(runner: &Runner, ffi: Option<&mut Libffi>) -> Result<LifeRow, CliError> 
     };
     Ok(LifeRow {
         signature: SIGNATURES[1].to_string(),
-        jitffi_raw_closure_ns: round_ns(raw_s.median_ns),
-        jitffi_closure_ns: round_ns(rust_s.median_ns),
-        libffi_ns: lib_s.map(|s| round_ns(s.median_ns)),
+        jitffi_raw_closure_ns: raw_s.ns(),
+        jitffi_closure_ns: rust_s.ns(),
+        libffi_ns: lib_s.map(Stats::ns),
         min_ns: LifeMin {
-            jitffi_raw_closure: round_ns(raw_s.min_ns),
-            jitffi_closure: round_ns(rust_s.min_ns),
-            libffi: lib_s.map(|s| round_ns(s.min_ns)),
+            jitffi_raw_closure: raw_s.min(),
+            jitffi_closure: rust_s.min(),
+            libffi: lib_s.map(Stats::min),
         },
         ratios: LifeRatios {
-            libffi_over_jitffi_raw_closure: lib_s.map(|l| ratio(l.median_ns, raw_s.median_ns)),
+            libffi_over_jitffi_raw_closure: lib_s.map(|l| l.over(raw_s)),
         },
     })
 }

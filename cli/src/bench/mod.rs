@@ -306,6 +306,24 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
+/// A measurement as the report gives it.
+impl Stats {
+    /// The median, in nanoseconds to three decimals.
+    fn ns(self) -> f64 {
+        round_ns(self.median_ns)
+    }
+
+    /// The fastest sample, in nanoseconds to three decimals.
+    fn min(self) -> f64 {
+        round_ns(self.min_ns)
+    }
+
+    /// This median over `base`'s (see [`ratio`]).
+    fn over(self, base: Stats) -> f64 {
+        ratio(self.median_ns, base.median_ns)
+    }
+}
+
 /// The `schema` field.
 pub const SCHEMA: &str = "jitffi-bench/1";
 

@@ -7,9 +7,10 @@ use std::hint::black_box;
 use jitffi::{cache, Abi, Cif};
 
 use super::calls::SIGNATURES;
+use super::measure::Stats;
 use super::sysffi::{Libffi, FFI_DEFAULT_ABI, FFI_OK};
-use super::types::T;
-use super::{check_failed, ratio, round_ns, PrepMin, PrepRatios, PrepRow, Runner};
+use super::types::{jitffi_types, libffi_types, SIGS};
+use super::{check_failed, PrepMin, PrepRatios, PrepRow, Runner};
 use crate::error::CliError;
 
 /// The benchmark names.
@@ -17,31 +18,15 @@ pub const NAMES: [&str; 2] = ["prep/S5", "prep/S8"];
 
 /// Times the preparations the filter selects.
 pub fn run(runner: &Runner, mut ffi: Option<&mut Libffi>) -> Result<Vec<PrepRow>, CliError> {
-    let s5 = [
-        T::I32,
-        T::F64,
-        T::I64,
-        T::F32,
-        T::Ptr,
-        T::I8,
-        T::U16,
-        T::F64,
-    ];
-    let s8 = [T::I32; 16];
-    let cases: [(&str, &str, T, &[T]); 2] = [
-        ("S5", SIGNATURES[4], T::F64, &s5),
-        ("S8", SIGNATURES[7], T::I32, &s8),
-    ];
     let mut rows = Vec::new();
-    for (full, (name, signature, ret_t, args_t)) in NAMES.iter().zip(cases) {
+    // S5 and S8, the cases' indices in S1-S8.
+    for (full, index) in NAMES.iter().zip([4, 7]) {
         if !runner.selected(full) {
             continue;
         }
-        let ret = ret_t.jitffi()?;
-        let args = args_t
-            .iter()
-            .map(|t| t.jitffi())
-            .collect::<Result<Vec<_>, _>>()?;
+        let sig = &SIGS[index];
+        let name = sig.name;
+        let (ret, args) = jitffi_types(sig)?;
         // Both paths must succeed before they are timed; the first also
         // makes every later `Cif::new` a cache hit.
         Cif::new(&ret, &args)?;
@@ -58,8 +43,7 @@ pub fn run(runner: &Runner, mut ffi: Option<&mut Libffi>) -> Result<Vec<PrepRow>
         });
         let lib = match ffi.as_deref_mut() {
             Some(ffi) => {
-                let r = ret_t.libffi(ffi);
-                let mut types: Vec<_> = args_t.iter().map(|t| t.libffi(ffi)).collect();
+                let (r, mut types) = libffi_types(sig, ffi);
                 let n = types.len() as u32;
                 let atypes = types.as_mut_ptr();
                 let prep = ffi.prep_cif;
@@ -87,17 +71,17 @@ pub fn run(runner: &Runner, mut ffi: Option<&mut Libffi>) -> Result<Vec<PrepRow>
         };
         rows.push(PrepRow {
             name: name.to_string(),
-            signature: signature.to_string(),
-            jitffi_cache_hit_ns: round_ns(warm.median_ns),
-            jitffi_cold_ns: round_ns(cold.median_ns),
-            libffi_ns: lib.map(|s| round_ns(s.median_ns)),
+            signature: SIGNATURES[index].to_string(),
+            jitffi_cache_hit_ns: warm.ns(),
+            jitffi_cold_ns: cold.ns(),
+            libffi_ns: lib.map(Stats::ns),
             min_ns: PrepMin {
-                jitffi_cache_hit: round_ns(warm.min_ns),
-                jitffi_cold: round_ns(cold.min_ns),
-                libffi: lib.map(|s| round_ns(s.min_ns)),
+                jitffi_cache_hit: warm.min(),
+                jitffi_cold: cold.min(),
+                libffi: lib.map(Stats::min),
             },
             ratios: PrepRatios {
-                libffi_over_jitffi_cache_hit: lib.map(|l| ratio(l.median_ns, warm.median_ns)),
+                libffi_over_jitffi_cache_hit: lib.map(|l| l.over(warm)),
             },
         });
         runner.case_done();
