@@ -625,7 +625,15 @@ impl Hash for Type {
 }
 
 impl fmt::Display for Type {
-    /// C-like spelling: `int32_t`, `struct { double; int32_t[4]; }`.
+    /// C-like spelling: `int32_t`, `struct { double; int32_t[4]; }`;
+    /// nested arrays outermost length first, as C declares them.
+    ///
+    /// ```
+    /// use jitffi::Type;
+    /// let rows = Type::array(Type::array(Type::i32(), 3).unwrap(), 2).unwrap();
+    /// assert_eq!(rows.to_string(), "int32_t[2][3]");
+    /// assert_eq!(rows.size(), 24);
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match &self.0.kind {
             TypeKind::Void => "void",
@@ -658,7 +666,21 @@ impl fmt::Display for Type {
                 }
                 return f.write_str(" }");
             }
-            TypeKind::Array { elem, len } => return write!(f, "{elem}[{len}]"),
+            TypeKind::Array { .. } => {
+                // C order: the outermost length first (`int32_t[2][3]` is
+                // two arrays of three).
+                let mut base = self;
+                let mut dims = Vec::new();
+                while let TypeKind::Array { elem, len } = &base.0.kind {
+                    dims.push(*len);
+                    base = elem;
+                }
+                write!(f, "{base}")?;
+                for d in dims {
+                    write!(f, "[{d}]")?;
+                }
+                return Ok(());
+            }
         };
         f.write_str(name)
     }

@@ -227,7 +227,10 @@ fn code_sections(out: &mut String, plan: &CallPlan, show: Show) {
             compile_call(plan, EntryForm::Packed),
         ),
         (
-            "closure thunk: the native signature; closure record in r11 (x86-64)",
+            match plan.arch {
+                Arch::X86_64 => "closure thunk: the native signature; closure record in r11",
+                Arch::Aarch64 => "closure thunk: the native signature",
+            },
             compile_closure_thunk(plan),
         ),
     ];

@@ -155,7 +155,34 @@ fn bad_input_is_a_clear_error() {
     let (ok, _, err) = explain(&["int(void x)"]);
     assert!(!ok);
     assert!(err.contains("unsupported signature"), "{err}");
-    let (ok, _, err) = explain(&["--target", "aarch64", "int(int)"]);
-    assert!(!ok);
-    assert!(err.contains("Aapcs64"), "{err}");
+}
+
+#[test]
+fn aarch64_plan_on_any_host() {
+    let out = explain_ok(&[
+        "--target",
+        "aarch64",
+        "struct { float x, y, z; } (int a, __int128 b, struct { long p, q, r; } big, long double ld)",
+    ]);
+    assert!(out.contains("target     aarch64 (aapcs64, LP64)"), "{out}");
+    // An HFA of three floats comes back in v0-v2.
+    assert!(
+        line_with(&out, "return")
+            .ends_with("bytes 0..4 in v0; bytes 4..8 in v1; bytes 8..12 in v2"),
+        "{out}"
+    );
+    assert!(line_with(&out, "arg 0 `a`").contains(": x0"), "{out}");
+    // __int128 in an even register pair.
+    assert!(
+        line_with(&out, "arg 1 `b`").ends_with("bytes 0..8 in x2; bytes 8..16 in x3"),
+        "{out}"
+    );
+    // Over 16 bytes and not an HFA: copied, passed by reference.
+    assert!(
+        line_with(&out, "arg 2 `big`").ends_with("the copy's address in x4"),
+        "{out}"
+    );
+    // long double is binary128 in a q register.
+    assert!(line_with(&out, "arg 3 `ld`").ends_with("v0"), "{out}");
+    assert!(out.contains("no AArch64 emitter"), "{out}");
 }

@@ -743,6 +743,8 @@ fn jitffi_display_round_trip() {
         Type::complex_f64(),
         Type::complex_long_double(),
         Type::structure([Type::f64(), arr4.clone()]).unwrap(),
+        // Nested arrays print outermost length first, as C declares them.
+        Type::structure([Type::array(Type::array(Type::i16(), 3).unwrap(), 2).unwrap()]).unwrap(),
         Type::union([Type::f32(), Type::u64(), arr4]).unwrap(),
         Type::structure([
             Type::u8(),

@@ -13,6 +13,7 @@
 //! assert!(matches!(e, Error::VariadicNotPromoted { index: 1, promoted: "double", .. }));
 //! ```
 
+pub mod aapcs64;
 pub mod sysv64;
 pub mod win64;
 
@@ -57,10 +58,7 @@ pub fn classify(
     match abi {
         Abi::SysV64 => sysv64::classify(ret, args, fixed_args),
         Abi::Win64 | Abi::GnuW64 => win64::classify(abi, ret, args, fixed_args),
-        _ => Err(Error::UnsupportedAbi {
-            abi,
-            reason: "not implemented in this build yet",
-        }),
+        Abi::Aapcs64 => aapcs64::classify_validated(aapcs64::Policy::LINUX, ret, args, fixed_args),
     }
 }
 
@@ -255,14 +253,14 @@ mod tests {
     }
 
     #[test]
-    fn other_abis_are_refused_after_validation() {
-        assert!(matches!(
-            classify(Abi::Aapcs64, &Type::void(), &[], None).unwrap_err(),
-            Error::UnsupportedAbi {
-                abi: Abi::Aapcs64,
-                ..
-            }
-        ));
+    fn aapcs64_is_dispatched_after_validation() {
+        let plan = classify(Abi::Aapcs64, &Type::void(), &[Type::i8()], None).unwrap();
+        assert_eq!((plan.abi, plan.arch), (Abi::Aapcs64, Arch::Aarch64));
+        assert_eq!(
+            plan,
+            aapcs64::classify_with(aapcs64::Policy::LINUX, &Type::void(), &[Type::i8()], None)
+                .unwrap()
+        );
         assert_eq!(
             classify(Abi::Aapcs64, &Type::void(), &[Type::void()], None).unwrap_err(),
             Error::VoidArgument { index: 0 }
