@@ -24,21 +24,9 @@ use jitffi::plan::{ArgPass, CallPlan, Loc, RetPass};
 use jitffi::{Abi, Arch, Type};
 use randsig::{Config, Scalar, Shape, SplitMix64};
 
-fn st(fields: &[Type]) -> Type {
-    Type::structure(fields.iter().cloned()).unwrap()
-}
-
-fn un(fields: &[Type]) -> Type {
-    Type::union(fields.iter().cloned()).unwrap()
-}
-
-fn arr(elem: Type, len: usize) -> Type {
-    Type::array(elem, len).unwrap()
-}
-
-fn rep(t: Type, n: usize) -> Vec<Type> {
-    std::iter::repeat_n(t, n).collect()
-}
+#[path = "support/build.rs"]
+mod build;
+use build::{arr, rep, st, un};
 
 /// `args` after `n` leading `long`s (or `double`s).
 fn after(n: usize, first: Type, rest: &[Type]) -> Vec<Type> {

@@ -8,21 +8,9 @@
 use jitffi::classify::classify;
 use jitffi::{Abi, Type};
 
-fn st(fields: &[Type]) -> Type {
-    Type::structure(fields.iter().cloned()).unwrap()
-}
-
-fn un(fields: &[Type]) -> Type {
-    Type::union(fields.iter().cloned()).unwrap()
-}
-
-fn arr(elem: Type, len: usize) -> Type {
-    Type::array(elem, len).unwrap()
-}
-
-fn rep(t: Type, n: usize) -> Vec<Type> {
-    std::iter::repeat_n(t, n).collect()
-}
+#[path = "support/build.rs"]
+mod build;
+use build::{arr, rep, st, un};
 
 /// The printed plan, after checking its structural invariants.
 fn plan(ret: Type, args: &[Type], fixed: Option<usize>) -> String {
