@@ -190,18 +190,17 @@ fn infer_varargs(sig: &mut Signature, args: &[String]) -> Result<(), CliError> {
     }
     for (i, text) in args.iter().enumerate().skip(sig.params.len()) {
         let ty = match parse_literal(text) {
-            Ok(Literal::Number(n)) if is_integer_literal(&n) => {
-                let fits = parse_int(&n).is_ok_and(|v| i32::try_from(v).is_ok());
-                CType::Int {
-                    kind: if fits {
+            Ok(Literal::Number(n)) => match parse_int(&n) {
+                Ok(v) => CType::Int {
+                    kind: if i32::try_from(v).is_ok() {
                         IntKind::Int
                     } else {
                         IntKind::LongLong
                     },
                     signed: Some(true),
-                }
-            }
-            Ok(Literal::Number(_)) => CType::Float(FloatKind::Double),
+                },
+                Err(_) => CType::Float(FloatKind::Double),
+            },
             Ok(Literal::Null) => CType::Pointer(Box::new(CType::Void)),
             Ok(Literal::Aggregate(_)) => {
                 return Err(CliError::Usage(format!(
@@ -364,10 +363,6 @@ fn looks_numeric(w: &str) -> bool {
             body.to_ascii_lowercase().as_str(),
             "inf" | "infinity" | "nan"
         )
-}
-
-fn is_integer_literal(n: &str) -> bool {
-    parse_int(n).is_ok()
 }
 
 /// Parses an integer literal: decimal, `0x` hex, `0o`/`0b`, with a sign.

@@ -63,7 +63,7 @@
 //! assert!(plan.contains("arg 3 struct { float; float; float; }: [0..4) v1, [4..8) v2, [8..12) v3\n"));
 //! ```
 
-use super::{fill_packed_layout, MAX_STACK_BYTES};
+use super::{fill_packed_layout, scalar_ext, MAX_STACK_BYTES};
 use crate::abi::{Abi, Arch};
 use crate::error::{Error, Result};
 use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Loc, Piece, RetPass, RetPlan};
@@ -252,15 +252,6 @@ fn float_leaves(ty: &Type, base: &mut Option<Base>) -> Option<u64> {
     // double is not.
     let b = (*base)?;
     (ty.size() as u64 == count * b.size()).then_some(count)
-}
-
-/// Widening of a scalar integer narrower than a register.
-fn scalar_ext(ty: &Type) -> Ext {
-    match ty.kind() {
-        TypeKind::I8 | TypeKind::I16 | TypeKind::I32 => Ext::Sign,
-        TypeKind::U8 | TypeKind::U16 | TypeKind::U32 => Ext::Zero,
-        _ => Ext::None,
-    }
 }
 
 fn piece(offset: u32, size: u32, loc: Loc, ext: Ext) -> Piece {

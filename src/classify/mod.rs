@@ -80,6 +80,16 @@ pub fn static_chain_register(abi: Abi) -> Loc {
     }
 }
 
+/// How a scalar integer narrower than 64 bits is widened in a register or
+/// slot: by its signedness. Every classifier marks narrow integers so.
+pub(crate) fn scalar_ext(ty: &Type) -> plan::Ext {
+    match ty.kind() {
+        TypeKind::I8 | TypeKind::I16 | TypeKind::I32 => plan::Ext::Sign,
+        TypeKind::U8 | TypeKind::U16 | TypeKind::U32 => plan::Ext::Zero,
+        _ => plan::Ext::None,
+    }
+}
+
 /// The ABI-independent refusals, in the order a reader would check them:
 /// counts first, then the return type, then each argument.
 fn validate(ret: &Type, args: &[Type], fixed_args: Option<usize>) -> Result<()> {

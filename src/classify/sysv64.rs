@@ -49,7 +49,7 @@
 //! assert!(plan.contains("arg 6 int32_t: [0..4) r9 sext"));
 //! ```
 
-use super::{fill_packed_layout, MAX_STACK_BYTES};
+use super::{fill_packed_layout, scalar_ext, MAX_STACK_BYTES};
 use crate::abi::{Abi, Arch};
 use crate::error::{Error, Result};
 use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Loc, Piece, RetPass, RetPlan};
@@ -213,15 +213,6 @@ fn vote(ty: &Type, offset: usize, classes: &mut [EbClass; 2]) {
                 vote(elem, offset + i * elem.size(), classes);
             }
         }
-    }
-}
-
-/// Widening of a scalar integer narrower than a register.
-fn scalar_ext(ty: &Type) -> Ext {
-    match ty.kind() {
-        TypeKind::I8 | TypeKind::I16 | TypeKind::I32 => Ext::Sign,
-        TypeKind::U8 | TypeKind::U16 | TypeKind::U32 => Ext::Zero,
-        _ => Ext::None,
     }
 }
 

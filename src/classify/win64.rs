@@ -77,7 +77,7 @@
 //! assert!(plan.contains("arg 4 int64_t: [0..8) stack+32\n"));
 //! ```
 
-use super::{fill_packed_layout, MAX_STACK_BYTES};
+use super::{fill_packed_layout, scalar_ext, MAX_STACK_BYTES};
 use crate::abi::{Abi, Arch};
 use crate::error::{Error, Result};
 use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Loc, Piece, RetPass, RetPlan};
@@ -123,15 +123,6 @@ fn arg_class(ty: &Type) -> SlotClass {
         // Scalars of at most 8 bytes, `_Complex float`, and aggregates.
         _ if fits_slot(ty.size()) => SlotClass::Int,
         _ => SlotClass::ByRef,
-    }
-}
-
-/// Widening of a scalar integer narrower than a register.
-fn scalar_ext(ty: &Type) -> Ext {
-    match ty.kind() {
-        TypeKind::I8 | TypeKind::I16 | TypeKind::I32 => Ext::Sign,
-        TypeKind::U8 | TypeKind::U16 | TypeKind::U32 => Ext::Zero,
-        _ => Ext::None,
     }
 }
 

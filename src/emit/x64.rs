@@ -163,8 +163,6 @@ const PAGE: u64 = 4096;
 const REP_MOVSB_MIN: u32 = 128;
 
 type Ops = VecAssembler<X64Relocation>;
-/// One unrolled move of a copy (1, 2, 4, 8 or 16 bytes).
-type Mover = fn(&mut Ops, Mem, Mem);
 
 const RAX: u8 = 0;
 const RBX: u8 = 3;
@@ -1855,21 +1853,21 @@ fn copy_bytes(ops: &mut Ops, src: Mem, dst: Mem, n: u32) -> Result<()> {
         asm!(ops ; mov ecx, count ; rep movsb);
         return Ok(());
     }
-    let (width, step): (u32, Mover) = match n {
+    let width = match n {
         0 => return Ok(()),
-        1 => (1, move_1),
-        2..=3 => (2, move_2),
-        4..=7 => (4, move_4),
-        8..=15 => (8, move_8),
-        _ => (16, move_16),
+        1 => 1,
+        2..=3 => 2,
+        4..=7 => 4,
+        8..=15 => 8,
+        _ => 16,
     };
     let mut k = 0;
     while k + width <= n {
-        step(ops, src.plus(k)?, dst.plus(k)?);
+        move_chunk(ops, width, src.plus(k)?, dst.plus(k)?);
         k += width;
     }
     if k < n {
-        step(ops, src.plus(n - width)?, dst.plus(n - width)?);
+        move_chunk(ops, width, src.plus(n - width)?, dst.plus(n - width)?);
     }
     Ok(())
 }
@@ -1903,29 +1901,31 @@ fn alloc_frame(ops: &mut Ops, size: u64) -> Result<()> {
     Ok(())
 }
 
-fn move_1(ops: &mut Ops, src: Mem, dst: Mem) {
-    mem!(ops, src, [movzx eax, BYTE], []);
-    mem!(ops, dst, [mov BYTE], [, al]);
-}
-
-fn move_2(ops: &mut Ops, src: Mem, dst: Mem) {
-    mem!(ops, src, [movzx eax, WORD], []);
-    mem!(ops, dst, [mov WORD], [, ax]);
-}
-
-fn move_4(ops: &mut Ops, src: Mem, dst: Mem) {
-    mem!(ops, src, [mov eax, DWORD], []);
-    mem!(ops, dst, [mov DWORD], [, eax]);
-}
-
-fn move_8(ops: &mut Ops, src: Mem, dst: Mem) {
-    mem!(ops, src, [mov rax, QWORD], []);
-    mem!(ops, dst, [mov QWORD], [, rax]);
-}
-
-fn move_16(ops: &mut Ops, src: Mem, dst: Mem) {
-    mem!(ops, src, [movups xmm0, OWORD], []);
-    mem!(ops, dst, [movups OWORD], [, xmm0]);
+/// Copies `width` (1, 2, 4, 8 or 16) bytes from `src` to `dst` through
+/// `eax`/`rax` or `xmm0`.
+fn move_chunk(ops: &mut Ops, width: u32, src: Mem, dst: Mem) {
+    match width {
+        1 => {
+            mem!(ops, src, [movzx eax, BYTE], []);
+            mem!(ops, dst, [mov BYTE], [, al]);
+        }
+        2 => {
+            mem!(ops, src, [movzx eax, WORD], []);
+            mem!(ops, dst, [mov WORD], [, ax]);
+        }
+        4 => {
+            mem!(ops, src, [mov eax, DWORD], []);
+            mem!(ops, dst, [mov DWORD], [, eax]);
+        }
+        8 => {
+            mem!(ops, src, [mov rax, QWORD], []);
+            mem!(ops, dst, [mov QWORD], [, rax]);
+        }
+        _ => {
+            mem!(ops, src, [movups xmm0, OWORD], []);
+            mem!(ops, dst, [movups OWORD], [, xmm0]);
+        }
+    }
 }
 
 /// The crate, under the name `native_ret` expects.
