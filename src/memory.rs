@@ -1082,10 +1082,35 @@ fn trampoline(at: usize, record: usize) -> Option<[u8; TRAMPOLINE_SIZE]> {
     ])
 }
 
+/// The trampoline at address `at` for the record at `record`:
+/// `adrp x17, record; add x17, x17, :lo12:record; ldr x16, [x17];
+/// br x16` (the thunk finds the record in `x17`; `x16` and `x17` are the
+/// intra-procedure-call scratch registers every caller expects clobbered).
+/// `None` if the record is beyond `adrp`'s +-4 GiB.
+#[cfg(target_arch = "aarch64")]
+fn trampoline(at: usize, record: usize) -> Option<[u8; TRAMPOLINE_SIZE]> {
+    const X16: u32 = 16;
+    const X17: u32 = 17;
+    let pages = ((record >> 12) as isize).wrapping_sub((at >> 12) as isize);
+    if !(-(1 << 20)..(1 << 20)).contains(&pages) {
+        return None;
+    }
+    let imm = (pages as u32) & 0x1F_FFFF;
+    let adrp = 0x9000_0000 | ((imm & 3) << 29) | ((imm >> 2) << 5) | X17;
+    let add = 0x9100_0000 | (((record & 0xFFF) as u32) << 10) | (X17 << 5) | X17;
+    let ldr = 0xF940_0000 | (X17 << 5) | X16;
+    let br = 0xD61F_0000 | (X16 << 5);
+    let mut bytes = [0u8; TRAMPOLINE_SIZE];
+    for (dst, word) in bytes.chunks_exact_mut(4).zip([adrp, add, ldr, br]) {
+        dst.copy_from_slice(&word.to_le_bytes());
+    }
+    Some(bytes)
+}
+
 /// Writes the trampolines for a chunk whose code page starts at `base`
 /// and whose `slots` records of `record_size` bytes start at `data` into a
 /// page image.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn trampoline_page(
     base: usize,
     data: usize,
@@ -1110,7 +1135,7 @@ fn trampoline_page(
     Ok(page)
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn trampoline_page(
     _base: usize,
     _data: usize,
@@ -1119,7 +1144,7 @@ fn trampoline_page(
     _slots: usize,
 ) -> Result<Vec<u8>> {
     Err(Error::CodeMemory {
-        reason: "closure trampolines exist only for x86-64 so far".into(),
+        reason: "closure trampolines exist only for x86-64 and AArch64".into(),
     })
 }
 
@@ -1585,15 +1610,28 @@ pub fn closure_slot_bytes() -> usize {
     SLOT_BYTES.load(Ordering::Relaxed)
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod tests {
     use super::*;
     use std::time::Instant;
 
     /// `mov eax, imm32; ret`
+    #[cfg(target_arch = "x86_64")]
     fn ret_imm(v: i32) -> [u8; 6] {
         let b = v.to_le_bytes();
         [0xB8, b[0], b[1], b[2], b[3], 0xC3]
+    }
+
+    /// `movz w0, #lo; movk w0, #hi, lsl #16; ret`
+    #[cfg(target_arch = "aarch64")]
+    fn ret_imm(v: i32) -> [u8; 12] {
+        let (lo, hi) = (v as u32 & 0xFFFF, v as u32 >> 16);
+        let words = [0x5280_0000 | lo << 5, 0x72A0_0000 | hi << 5, 0xD65F_03C0];
+        let mut b = [0u8; 12];
+        for (d, w) in b.chunks_exact_mut(4).zip(words) {
+            d.copy_from_slice(&w.to_le_bytes());
+        }
+        b
     }
 
     fn call(p: *const u8) -> i32 {
@@ -1611,7 +1649,17 @@ mod tests {
 
     /// A fresh arena of every strategy.
     fn every() -> Vec<CodeArena> {
-        ALL.iter().map(|&s| CodeArena::new(s).unwrap()).collect()
+        ALL.iter()
+            .filter(|&&s| !(under_qemu() && s == Strategy::DoubleMappedAnon))
+            .map(|&s| CodeArena::new(s).unwrap())
+            .collect()
+    }
+
+    /// qemu-user cannot `mremap` shared anonymous memory into a second view
+    /// (ENOMEM), so under it (`.ci/aarch64` sets `JITFFI_UNDER_QEMU`) the
+    /// arena starts at the memfd strategy; real kernels must do all three.
+    fn under_qemu() -> bool {
+        std::env::var_os("JITFFI_UNDER_QEMU").is_some()
     }
 
     #[test]
@@ -1672,8 +1720,10 @@ mod tests {
             for (i, &p) in ptrs.iter().enumerate() {
                 assert_eq!(call(p), i as i32);
                 // SAFETY: the block is 16 readable (RX) bytes.
-                let tail = unsafe { std::slice::from_raw_parts(p.add(6), BLOCK_ALIGN - 6) };
-                assert!(tail.iter().all(|&b| b == 0xCC), "padding of stub {i}");
+                let len = ret_imm(0).len();
+                // SAFETY: as above.
+                let tail = unsafe { std::slice::from_raw_parts(p.add(len), BLOCK_ALIGN - len) };
+                assert!(tail.iter().all(|&b| b == PAD_BYTE), "padding of stub {i}");
             }
             assert_eq!(arena.mapped_bytes(), CHUNK_SIZE);
         }
@@ -1744,6 +1794,9 @@ mod tests {
 
     #[test]
     fn anon_views_are_dev_zero_shared_and_never_writable_and_executable() {
+        if under_qemu() {
+            return;
+        }
         let arena = CodeArena::new(Strategy::DoubleMappedAnon).unwrap();
         let p = arena.publish(&ret_imm(9)).unwrap() as usize;
         let rw = arena.lock().current.as_ref().unwrap().rw.as_ptr() as usize;
@@ -1841,6 +1894,9 @@ mod tests {
     #[test]
     fn publish_cost_and_footprint() {
         for s in [Strategy::DoubleMapped, Strategy::DoubleMappedAnon] {
+            if under_qemu() && s == Strategy::DoubleMappedAnon {
+                continue;
+            }
             let t = Instant::now();
             let n = 20;
             for _ in 0..n {
@@ -1957,15 +2013,14 @@ mod tests {
         };
         match scenario.to_str().unwrap() {
             "default" => {
-                assert_eq!(
-                    CodeArena::auto().unwrap().strategy(),
+                let first = if under_qemu() {
+                    Strategy::DoubleMapped
+                } else {
                     Strategy::DoubleMappedAnon
-                );
+                };
+                assert_eq!(CodeArena::auto().unwrap().strategy(), first);
                 // Said once per process.
-                assert_eq!(
-                    CodeArena::auto().unwrap().strategy(),
-                    Strategy::DoubleMappedAnon
-                );
+                assert_eq!(CodeArena::auto().unwrap().strategy(), first);
             }
             "refusals" => {
                 let before = chunk_sized_anon_mappings();
@@ -2058,6 +2113,14 @@ mod tests {
             .filter(|l| l.starts_with("jitffi: "))
             .collect();
         assert_eq!(notes.len(), 1, "{stderr}");
+        if under_qemu() {
+            assert!(
+                notes[0].starts_with("jitffi: code arena: DoubleMapped, a memfd"),
+                "{stderr}"
+            );
+            assert!(notes[0].contains("mremap making a second view"), "{stderr}");
+            return;
+        }
         assert!(
             notes[0].starts_with("jitffi: code arena: DoubleMappedAnon, shared anonymous memory"),
             "{stderr}"
@@ -2109,9 +2172,14 @@ mod tests {
         SLOT_TESTS.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `mov rax, r11; ret`: returns the record address the trampoline set.
+    /// `mov rax, r11; ret` (x86-64) or `mov x0, x17; ret` (AArch64):
+    /// returns the record address the trampoline set.
     fn r11_thunk() -> *const u8 {
-        publish(&[0x4C, 0x89, 0xD8, 0xC3]).unwrap()
+        #[cfg(target_arch = "x86_64")]
+        let code = [0x4C, 0x89, 0xD8, 0xC3];
+        #[cfg(target_arch = "aarch64")]
+        let code = [0xE0, 0x03, 0x11, 0xAA, 0xC0, 0x03, 0x5F, 0xD6];
+        publish(&code).unwrap()
     }
 
     fn read_word(p: *const u8) -> usize {
@@ -2141,6 +2209,43 @@ mod tests {
             }
         }
         panic!("{p:#x} is in no mapping");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn check_trampoline(t: &[u8], s: ClosureSlot, code_len: usize, i: usize) {
+        assert_eq!(
+            &t[..7],
+            &[0xF3, 0x0F, 0x1E, 0xFA, 0x4C, 0x8D, 0x1D],
+            "slot {i}"
+        );
+        assert_eq!(&t[11..], &[0x41, 0xFF, 0x23, 0xCC, 0xCC], "slot {i}");
+        let disp = i32::from_le_bytes(t[7..11].try_into().unwrap());
+        // rip after the lea, plus the displacement, is the record.
+        let target = (s.code as usize + 11).wrapping_add_signed(disp as isize);
+        assert_eq!(target, s.record as usize, "slot {i}");
+        assert_eq!(disp as usize, code_len + 48 * i - 11, "slot {i}");
+    }
+
+    /// Decodes `adrp x17; add x17, x17, #lo12; ldr x16, [x17]; br x16`.
+    #[cfg(target_arch = "aarch64")]
+    fn check_trampoline(t: &[u8], s: ClosureSlot, _code_len: usize, i: usize) {
+        let w: Vec<u32> = t
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(w[0] & 0x9F00_001F, 0x9000_0011, "adrp x17, slot {i}");
+        assert_eq!(w[1] & 0xFFC0_03FF, 0x9100_0231, "add x17, x17, slot {i}");
+        assert_eq!(
+            w[2..],
+            [0xF940_0230, 0xD61F_0200],
+            "ldr x16, [x17]; br x16, slot {i}"
+        );
+        let immlo = u64::from((w[0] >> 29) & 3);
+        let immhi = u64::from((w[0] >> 5) & 0x7_FFFF);
+        let pages = (((immhi << 2) | immlo) << 43) as i64 >> 43;
+        let page = (s.code as usize & !0xFFF).wrapping_add_signed((pages << 12) as isize);
+        let target = page + ((w[1] >> 10) & 0xFFF) as usize;
+        assert_eq!(target, s.record as usize, "slot {i}");
     }
 
     #[test]
@@ -2174,17 +2279,7 @@ mod tests {
                 let s = slots[i];
                 // SAFETY: a trampoline is 16 readable (RX) bytes.
                 let t = unsafe { std::slice::from_raw_parts(s.code, 16) };
-                assert_eq!(
-                    &t[..7],
-                    &[0xF3, 0x0F, 0x1E, 0xFA, 0x4C, 0x8D, 0x1D],
-                    "slot {i}"
-                );
-                assert_eq!(&t[11..], &[0x41, 0xFF, 0x23, 0xCC, 0xCC], "slot {i}");
-                let disp = i32::from_le_bytes(t[7..11].try_into().unwrap());
-                // rip after the lea, plus the displacement, is the record.
-                let target = (s.code as usize + 11).wrapping_add_signed(disp as isize);
-                assert_eq!(target, s.record as usize, "slot {i}");
-                assert_eq!(disp as usize, code_len + 48 * i - 11, "slot {i}");
+                check_trampoline(t, s, code_len, i);
             }
             // The code page is read-execute, never writable; the records
             // are plain read-write data.
@@ -2291,10 +2386,22 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn trampoline_refuses_out_of_reach_records() {
         assert!(trampoline(0x1000, 0x1000 + 11 + i32::MAX as usize).is_some());
         assert!(trampoline(0x1000, 0x1000 + 12 + i32::MAX as usize).is_none());
         assert!(trampoline(usize::MAX - 3, 0).is_none());
+    }
+
+    #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn trampoline_refuses_out_of_reach_records() {
+        // adrp reaches 2^20 pages either way.
+        let at = 8 << 32;
+        assert!(trampoline(at, at + (1 << 32) - 1).is_some());
+        assert!(trampoline(at, at + (1 << 32)).is_none());
+        assert!(trampoline(at, at - (1 << 32)).is_some());
+        assert!(trampoline(at, at - (1 << 32) - 4096).is_none());
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! assert!(code.starts_with(&[0xF3, 0x0F, 0x1E, 0xFA])); // endbr64
 //! ```
 
+pub mod aarch64;
 pub mod x64;
 
 use crate::abi::Arch;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::{CallPlan, Loc};
 
 /// A change in where the caller's frame is found, from a byte offset of
@@ -157,13 +158,7 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
 pub fn compile_call_with_unwind(plan: &CallPlan, form: EntryForm) -> Result<Code> {
     match plan.arch {
         Arch::X86_64 => x64::compile_call_with_unwind(plan, form),
-        Arch::Aarch64 => Err(no_aarch64()),
-    }
-}
-
-fn no_aarch64() -> Error {
-    Error::Assembly {
-        reason: "no AArch64 emitter in this build yet".into(),
+        Arch::Aarch64 => aarch64::compile_call_with_unwind(plan, form),
     }
 }
 
@@ -197,6 +192,6 @@ pub fn compile_closure_thunk(plan: &CallPlan) -> Result<Vec<u8>> {
 pub fn compile_closure_thunk_with_unwind(plan: &CallPlan) -> Result<Code> {
     match plan.arch {
         Arch::X86_64 => x64::compile_closure_thunk_with_unwind(plan),
-        Arch::Aarch64 => Err(no_aarch64()),
+        Arch::Aarch64 => aarch64::compile_closure_thunk_with_unwind(plan),
     }
 }

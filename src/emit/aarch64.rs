@@ -1,0 +1,1904 @@
+//! AArch64 emitter: a [`CallPlan`] in, a position-independent call stub or
+//! closure thunk out, in the same shapes as the x86-64 emitter
+//! ([`super::x64`]). It knows no ABI: every location comes from the plan.
+//!
+//! # Call stubs
+//!
+//! The stub is an AAPCS64 function `stub(fn, rvalue, args)` (see
+//! [`EntryForm`]); with a static chain, `stub(fn, rvalue, args, chain)`
+//! loads `chain` into the plan's chain register (`x18`) right before the
+//! call. On entry `fn` moves to `x9` and the argument base to `x10` (when
+//! an argument needs `x2`), so every argument register is free; `x11` holds the address of the
+//! libffi-form argument being moved, `x12`-`x14` and `v16` carry copies,
+//! `x15` the chain, `x16`/`x17` addresses out of immediate reach. None of
+//! them is an argument register, so the moves may come in any order: stack
+//! pieces and by-reference copies first, then the copies' addresses, then
+//! register pieces.
+//!
+//! - *Tail stubs*, when nothing needs a frame (no stack arguments, no
+//!   by-reference copies) and nothing happens after the call (the packed
+//!   form, or a void return): the moves, then `br x9`. `x30` still holds
+//!   our caller's return address, so the callee returns straight there.
+//!   S2 in the packed form is four instructions (`x2`, the argument
+//!   base, stays where it arrived unless an argument needs it).
+//!
+//!   ```
+//!   use jitffi::{classify::classify, emit::{aarch64, EntryForm}, Abi, Type};
+//!   let s2 = classify(Abi::Aapcs64, &Type::i32(), &[Type::i32(), Type::i32()], None).unwrap();
+//!   let code = aarch64::compile_call(&s2, EntryForm::Packed).unwrap();
+//!   assert_eq!(code.len(), 4 * 4);
+//!   assert!(code.ends_with(&0xD61F_0120u32.to_le_bytes())); // br x9
+//!   ```
+//! - *Framed stubs*, everything else:
+//!
+//! ```text
+//!   [x29 + 16 ..]  our caller's frame (CFA = x29 + 16)
+//!   [x29 + 8]      x30, our return address
+//!   [x29]          caller's x29        <- x29 (frame-pointer chain)
+//!   [x29 - 16]     rvalue (libffi form with a result in registers)
+//!   ...            temporaries: by-reference copies, the sret buffer used
+//!                  when rvalue is null; each 16-aligned
+//!   [sp + off]     outgoing argument area (plan.stack_bytes) <- sp
+//! ```
+//!
+//! The libffi form stores the return pieces through the saved `rvalue`
+//! after the call (skipped when it is null: the only branch, with the
+//! page-probe loop of frames over a page); narrow integers are widened to
+//! a full 8-byte `ffi_arg` the way the plan's [`Ext`] says. A value
+//! returned in memory goes straight to `rvalue` through `x8` (a frame
+//! temporary when `rvalue` is null).
+//!
+//! The stub is an AAPCS64 function and so is its target: a plan whose
+//! `callee_saved` misses a register AAPCS64 keeps is refused rather than
+//! wrapped (no other ABI runs on AArch64 here).
+//!
+//! # Closure thunks
+//!
+//! A thunk ([`compile_closure_thunk`]) is entered with the closure record
+//! (see [`crate::closure::record`]) in `x17`, which the slot trampoline sets
+//! (`adrp x17; add x17; ldr x16, [x17]; br x16`), or, for a plan with a
+//! static chain (a Go closure, [`super::go_record`]), in the chain
+//! register. It stores the register pieces of every argument into value
+//! slots, builds the argument-pointer array, calls `fun(cif, rvalue, args,
+//! user_data)` and loads the return pieces from its buffer (narrow integers
+//! widened from their own size, so a handler may write an `ffi_arg` or the
+//! bare value).
+//!
+//! ```text
+//!   [x29 + 16 + off]  the caller's stack arguments (plan offset `off`)
+//!   [x29 + 8]    x30
+//!   [x29]        caller's x29          <- x29
+//!   ...          return buffer: max(16, round16(size)) bytes (none for a
+//!                value returned in memory: the handler writes straight
+//!                into the caller's buffer, whose address came in x8)
+//!   ...          value slots, 16-aligned, one per argument in registers
+//!   [sp + 8i]    args[i]               <- sp
+//! ```
+//!
+//! `args[i]` points into the caller's area for an argument that arrives
+//! whole and in order on the stack, is the pointer itself for a
+//! by-reference argument, and otherwise points at its slot. The handler
+//! keeps every register AAPCS64 makes callee-saved, so the thunk saves
+//! only `x29`/`x30`.
+//!
+//! ```
+//! use jitffi::{classify::classify, emit::aarch64, Abi, Type};
+//! let s2 = classify(Abi::Aapcs64, &Type::i32(), &[Type::i32(), Type::i32()], None).unwrap();
+//! let code = aarch64::compile_closure_thunk(&s2).unwrap();
+//! let words: Vec<u32> = code.chunks(4).map(|w| u32::from_le_bytes(w.try_into().unwrap())).collect();
+//! assert!(words.contains(&0xA942_4220)); // ldp x0, x16, [x17, #32]: cif and handler
+//! assert!(words.contains(&0xD63F_0200)); // blr x16
+//! ```
+//!
+//! # Unwind information
+//!
+//! [`compile_call_with_unwind`] and [`compile_closure_thunk_with_unwind`]
+//! describe the frame with registers by DWARF number (`x0`-`x30` = 0-30,
+//! `sp` = 31): at entry the CFA is `sp` and the return address is in
+//! `x30`; `stp x29, x30, [sp, #-16]!` makes it `sp + 16` with `x29` and
+//! `x30` saved at `CFA - 16` and `CFA - 8`; `mov x29, sp` makes it
+//! `x29 + 16`, which then covers the probe loop, the copies and the call;
+//! the epilogue undoes both. Tail stubs never move `sp` and have no steps.
+//!
+//! # Instruction cache
+//!
+//! The bytes are only data until [`crate::memory`] publishes them, which
+//! cleans the data cache and invalidates the instruction cache over the
+//! published range (`__clear_cache`) before the code is handed out.
+
+// dynasm's dynamic-register expansion calls `.into()` on our `u8`s.
+#![allow(clippy::useless_conversion)]
+
+use dynasmrt::aarch64::Aarch64Relocation;
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use super::{go_record, Code, EntryForm, FrameChange, FrameStep};
+use crate::closure::record;
+use crate::error::{Error, Result};
+use crate::plan::{ArgPass, CallPlan, Ext, Loc, Piece, RetPass};
+
+type Ops = VecAssembler<Aarch64Relocation>;
+
+/// Plain dynasm for AArch64 into `$ops`.
+macro_rules! a64 {
+    ($ops:ident $($t:tt)*) => {
+        dynasm!($ops ; .arch aarch64 $($t)*)
+    };
+}
+
+/// The largest frame a stub or thunk builds; beyond it a plan is refused.
+const MAX_FRAME: u64 = 1 << 30;
+/// Frames over this size touch every page on the way down.
+const PAGE: u64 = 4096;
+/// Copies over this many bytes run as a loop of 16-byte moves.
+const COPY_LOOP_MIN: u32 = 256;
+
+const SP: u8 = 31;
+const FP: u8 = 29;
+const LR: u8 = 30;
+const X8: u8 = 8;
+/// The target, in stubs.
+const FN: u8 = 9;
+/// The argument base (`avalue` or the packed buffer), in stubs; a scratch
+/// register in thunks.
+const BASE: u8 = 10;
+/// The libffi-form argument being moved.
+const ARG: u8 = 11;
+const T0: u8 = 12;
+const T1: u8 = 13;
+const T2: u8 = 14;
+/// Where a stub keeps the static chain until the call.
+const CHAIN_STASH: u8 = 15;
+/// Addresses out of an instruction's immediate reach.
+const SCRATCH: u8 = 16;
+/// The closure record on entry to a thunk; a second scratch in stubs.
+const RECORD: u8 = 17;
+/// The vector register copies go through.
+const VTMP: u8 = 16;
+
+/// AAPCS64's callee-saved registers, which every target must keep for the
+/// stub's caller: `x19`-`x29` and (the low halves of) `v8`-`v15`.
+const AAPCS64_KEPT: [Loc; 19] = [
+    Loc::Gpr(19),
+    Loc::Gpr(20),
+    Loc::Gpr(21),
+    Loc::Gpr(22),
+    Loc::Gpr(23),
+    Loc::Gpr(24),
+    Loc::Gpr(25),
+    Loc::Gpr(26),
+    Loc::Gpr(27),
+    Loc::Gpr(28),
+    Loc::Gpr(29),
+    Loc::Vec(8),
+    Loc::Vec(9),
+    Loc::Vec(10),
+    Loc::Vec(11),
+    Loc::Vec(12),
+    Loc::Vec(13),
+    Loc::Vec(14),
+    Loc::Vec(15),
+];
+
+fn asm_err(reason: impl Into<String>) -> Error {
+    Error::Assembly {
+        reason: reason.into(),
+    }
+}
+
+fn round16(v: u64) -> u64 {
+    v.div_ceil(16) * 16
+}
+
+fn who(i: usize) -> String {
+    if i == usize::MAX {
+        "the return value".into()
+    } else {
+        format!("argument {i}")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loads, stores and address arithmetic with every immediate range-checked
+// before dynasm sees it (dynasm panics on an out-of-range immediate).
+// ---------------------------------------------------------------------------
+
+/// What one load or store moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Width {
+    /// A general register, `size` 1, 2, 4 or 8 bytes, zero-extended.
+    Gpr(u8),
+    /// A general register loaded from `size` 1, 2 or 4 bytes,
+    /// sign-extended to 64 bits.
+    Signed(u8),
+    /// A vector register's low `size` bytes: 4 (`s`), 8 (`d`), 16 (`q`).
+    Vec(u8),
+}
+
+impl Width {
+    fn size(self) -> i64 {
+        match self {
+            Width::Gpr(s) | Width::Signed(s) | Width::Vec(s) => i64::from(s),
+        }
+    }
+}
+
+/// A memory operand: `base + off`, `base` 0-30 or [`SP`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mem {
+    base: u8,
+    off: i64,
+}
+
+impl Mem {
+    fn sp(off: u64) -> Result<Mem> {
+        Mem::at(SP, off)
+    }
+
+    fn at(base: u8, off: u64) -> Result<Mem> {
+        let off = i64::try_from(off).map_err(|_| asm_err(format!("offset {off} too large")))?;
+        Ok(Mem { base, off })
+    }
+
+    fn plus(self, delta: i64) -> Mem {
+        Mem {
+            base: self.base,
+            off: self.off + delta,
+        }
+    }
+}
+
+/// `dst = base + off` (either may be `sp`), for any offset within
+/// [`MAX_FRAME`]-sized reach; `spare` is clobbered for offsets of 16 MiB
+/// and beyond.
+fn address(ops: &mut Ops, dst: u8, base: u8, off: i64, spare: u8) -> Result<()> {
+    let mag = off.unsigned_abs();
+    if mag >= 1 << 24 {
+        if mag > 2 * MAX_FRAME {
+            return Err(asm_err(format!("offset {off} out of reach")));
+        }
+        // `mag` < 2^31: two 16-bit halves.
+        let lo = (mag & 0xFFFF) as u32;
+        let hi = (mag >> 16) as u32;
+        a64!(ops ; movz X(spare), lo ; movk X(spare), hi, lsl 16);
+        a64!(ops ; add XSP(dst), XSP(base), 0);
+        if off < 0 {
+            a64!(ops ; sub X(dst), X(dst), X(spare));
+        } else {
+            a64!(ops ; add X(dst), X(dst), X(spare));
+        }
+        return Ok(());
+    }
+    let hi = (mag >> 12) as u32;
+    let lo = (mag & 0xFFF) as u32;
+    let mut from = base;
+    if hi != 0 {
+        if off < 0 {
+            a64!(ops ; sub XSP(dst), XSP(from), hi, lsl 12);
+        } else {
+            a64!(ops ; add XSP(dst), XSP(from), hi, lsl 12);
+        }
+        from = dst;
+    }
+    if lo != 0 || from != dst {
+        if off < 0 {
+            a64!(ops ; sub XSP(dst), XSP(from), lo);
+        } else {
+            a64!(ops ; add XSP(dst), XSP(from), lo);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `off` fits the scaled unsigned 12-bit form of a `size`-byte
+/// access.
+fn scaled(off: i64, size: i64) -> Option<u32> {
+    (off >= 0 && off % size == 0 && off / size < 4096).then_some(off as u32)
+}
+
+/// Whether `off` fits the unscaled signed 9-bit form.
+fn unscaled(off: i64) -> Option<i32> {
+    (-256..256).contains(&off).then_some(off as i32)
+}
+
+/// Brings `m` into immediate reach of a `size`-byte access: unchanged, or
+/// its address computed into `scratch` (used as the new base).
+fn reachable(ops: &mut Ops, m: Mem, size: i64, scratch: u8) -> Result<Mem> {
+    if scaled(m.off, size).is_some() || unscaled(m.off).is_some() {
+        return Ok(m);
+    }
+    address(ops, scratch, m.base, m.off, scratch)?;
+    Ok(Mem {
+        base: scratch,
+        off: 0,
+    })
+}
+
+/// `ldr`/`ldrs*`/`ldur*` of `w` into register `r` from `m`, through
+/// [`SCRATCH`] when `m` is out of reach.
+fn load(ops: &mut Ops, w: Width, r: u8, m: Mem) -> Result<()> {
+    load_via(ops, w, r, m, SCRATCH)
+}
+
+fn load_via(ops: &mut Ops, w: Width, r: u8, m: Mem, scratch: u8) -> Result<()> {
+    let m = reachable(ops, m, w.size(), scratch)?;
+    let b = m.base;
+    if let Some(o) = scaled(m.off, w.size()) {
+        match w {
+            Width::Gpr(1) => a64!(ops ; ldrb W(r), [XSP(b), o]),
+            Width::Gpr(2) => a64!(ops ; ldrh W(r), [XSP(b), o]),
+            Width::Gpr(4) => a64!(ops ; ldr W(r), [XSP(b), o]),
+            Width::Gpr(8) => a64!(ops ; ldr X(r), [XSP(b), o]),
+            Width::Signed(1) => a64!(ops ; ldrsb X(r), [XSP(b), o]),
+            Width::Signed(2) => a64!(ops ; ldrsh X(r), [XSP(b), o]),
+            Width::Signed(4) => a64!(ops ; ldrsw X(r), [XSP(b), o]),
+            Width::Vec(4) => a64!(ops ; ldr S(r), [XSP(b), o]),
+            Width::Vec(8) => a64!(ops ; ldr D(r), [XSP(b), o]),
+            Width::Vec(16) => a64!(ops ; ldr Q(r), [XSP(b), o]),
+            _ => return Err(asm_err(format!("no load of {w:?}"))),
+        }
+        return Ok(());
+    }
+    let o = unscaled(m.off).ok_or_else(|| asm_err("offset out of reach"))?;
+    match w {
+        Width::Gpr(1) => a64!(ops ; ldurb W(r), [XSP(b), o]),
+        Width::Gpr(2) => a64!(ops ; ldurh W(r), [XSP(b), o]),
+        Width::Gpr(4) => a64!(ops ; ldur W(r), [XSP(b), o]),
+        Width::Gpr(8) => a64!(ops ; ldur X(r), [XSP(b), o]),
+        Width::Signed(1) => a64!(ops ; ldursb X(r), [XSP(b), o]),
+        Width::Signed(2) => a64!(ops ; ldursh X(r), [XSP(b), o]),
+        Width::Signed(4) => a64!(ops ; ldursw X(r), [XSP(b), o]),
+        Width::Vec(4) => a64!(ops ; ldur S(r), [XSP(b), o]),
+        Width::Vec(8) => a64!(ops ; ldur D(r), [XSP(b), o]),
+        Width::Vec(16) => a64!(ops ; ldur Q(r), [XSP(b), o]),
+        _ => return Err(asm_err(format!("no load of {w:?}"))),
+    }
+    Ok(())
+}
+
+/// `str`/`stur*` of `w` from register `r` to `m`, through `scratch` when
+/// `m` is out of reach.
+fn store_via(ops: &mut Ops, w: Width, r: u8, m: Mem, scratch: u8) -> Result<()> {
+    let m = reachable(ops, m, w.size(), scratch)?;
+    let b = m.base;
+    if let Some(o) = scaled(m.off, w.size()) {
+        match w {
+            Width::Gpr(1) => a64!(ops ; strb W(r), [XSP(b), o]),
+            Width::Gpr(2) => a64!(ops ; strh W(r), [XSP(b), o]),
+            Width::Gpr(4) => a64!(ops ; str W(r), [XSP(b), o]),
+            Width::Gpr(8) => a64!(ops ; str X(r), [XSP(b), o]),
+            Width::Vec(4) => a64!(ops ; str S(r), [XSP(b), o]),
+            Width::Vec(8) => a64!(ops ; str D(r), [XSP(b), o]),
+            Width::Vec(16) => a64!(ops ; str Q(r), [XSP(b), o]),
+            _ => return Err(asm_err(format!("no store of {w:?}"))),
+        }
+        return Ok(());
+    }
+    let o = unscaled(m.off).ok_or_else(|| asm_err("offset out of reach"))?;
+    match w {
+        Width::Gpr(1) => a64!(ops ; sturb W(r), [XSP(b), o]),
+        Width::Gpr(2) => a64!(ops ; sturh W(r), [XSP(b), o]),
+        Width::Gpr(4) => a64!(ops ; stur W(r), [XSP(b), o]),
+        Width::Gpr(8) => a64!(ops ; stur X(r), [XSP(b), o]),
+        Width::Vec(4) => a64!(ops ; stur S(r), [XSP(b), o]),
+        Width::Vec(8) => a64!(ops ; stur D(r), [XSP(b), o]),
+        Width::Vec(16) => a64!(ops ; stur Q(r), [XSP(b), o]),
+        _ => return Err(asm_err(format!("no store of {w:?}"))),
+    }
+    Ok(())
+}
+
+/// `stp` of two registers of `w` to `m`, if the pair form reaches it.
+fn store_pair(ops: &mut Ops, w: Width, r1: u8, r2: u8, m: Mem) -> bool {
+    let size = w.size();
+    if m.off % size != 0 || !(-64..64).contains(&(m.off / size)) {
+        return false;
+    }
+    let (b, o) = (m.base, m.off as i32);
+    match w {
+        Width::Gpr(8) => a64!(ops ; stp X(r1), X(r2), [XSP(b), o]),
+        Width::Gpr(4) => a64!(ops ; stp W(r1), W(r2), [XSP(b), o]),
+        Width::Vec(4) => a64!(ops ; stp S(r1), S(r2), [XSP(b), o]),
+        Width::Vec(8) => a64!(ops ; stp D(r1), D(r2), [XSP(b), o]),
+        Width::Vec(16) => a64!(ops ; stp Q(r1), Q(r2), [XSP(b), o]),
+        _ => return false,
+    }
+    true
+}
+
+/// `ldp` of two registers of `w` from `m`, if the pair form reaches it.
+fn load_pair(ops: &mut Ops, w: Width, r1: u8, r2: u8, m: Mem) -> bool {
+    let size = w.size();
+    if r1 == r2 || m.off % size != 0 || !(-64..64).contains(&(m.off / size)) {
+        return false;
+    }
+    let (b, o) = (m.base, m.off as i32);
+    match w {
+        Width::Gpr(8) => a64!(ops ; ldp X(r1), X(r2), [XSP(b), o]),
+        Width::Vec(4) => a64!(ops ; ldp S(r1), S(r2), [XSP(b), o]),
+        Width::Vec(8) => a64!(ops ; ldp D(r1), D(r2), [XSP(b), o]),
+        Width::Vec(16) => a64!(ops ; ldp Q(r1), Q(r2), [XSP(b), o]),
+        _ => return false,
+    }
+    true
+}
+
+/// Loads the `size` bytes of an aggregate piece at `m` into `x{r}`,
+/// reading nothing past them (the value may end at a page end): the bytes
+/// above `size` come back zero.
+fn load_bytes(ops: &mut Ops, r: u8, m: Mem, size: u32) -> Result<()> {
+    // (first load, second load offset and width, shift of the second)
+    let (first, second) = match size {
+        1 | 2 | 4 | 8 => (size as u8, None),
+        3 => (2, Some((2, 1, 16))),
+        5 => (4, Some((4, 1, 32))),
+        6 => (4, Some((4, 2, 32))),
+        // Bytes 3..7 overlap byte 3 of the first load: the OR is harmless.
+        7 => (4, Some((3, 4, 24))),
+        _ => return Err(asm_err(format!("no register load of {size} bytes"))),
+    };
+    load(ops, Width::Gpr(first), r, m)?;
+    if let Some((off, width, shift)) = second {
+        load(ops, Width::Gpr(width), T0, m.plus(off))?;
+        a64!(ops ; orr X(r), X(r), X(T0), lsl shift);
+    }
+    Ok(())
+}
+
+/// Stores the low `size` bytes of `x{r}` at `m`, writing nothing past
+/// them.
+fn store_bytes(ops: &mut Ops, r: u8, m: Mem, size: u32, scratch: u8) -> Result<()> {
+    let (first, second) = match size {
+        1 | 2 | 4 | 8 => (size as u8, None),
+        3 => (2, Some((2, 1, 16))),
+        5 => (4, Some((4, 1, 32))),
+        6 => (4, Some((4, 2, 32))),
+        7 => (4, Some((3, 4, 24))),
+        _ => return Err(asm_err(format!("no register store of {size} bytes"))),
+    };
+    store_via(ops, Width::Gpr(first), r, m, scratch)?;
+    if let Some((off, width, shift)) = second {
+        a64!(ops ; lsr X(T0), X(r), shift);
+        store_via(ops, Width::Gpr(width), T0, m.plus(off), scratch)?;
+    }
+    Ok(())
+}
+
+/// Copies `n` bytes from `src` to `dst` with the widest moves that stay
+/// inside both ends (a tail overlapping the previous move, never a read
+/// past the value). Large copies loop over 16-byte blocks. Clobbers
+/// `x12`-`x14`, `x16`, `x17` and `v16`.
+fn copy_bytes(ops: &mut Ops, src: Mem, dst: Mem, n: u32) -> Result<()> {
+    if n > COPY_LOOP_MIN {
+        address(ops, T0, src.base, src.off, SCRATCH)?;
+        address(ops, T1, dst.base, dst.off, SCRATCH)?;
+        let blocks = n / 16;
+        a64!(ops ; movz X(T2), blocks & 0xFFFF);
+        if blocks > 0xFFFF {
+            a64!(ops ; movk X(T2), blocks >> 16, lsl 16);
+        }
+        a64!(ops
+            ; copy:
+            ; ldr Q(VTMP), [X(T0)], 16
+            ; str Q(VTMP), [X(T1)], 16
+            ; subs X(T2), XSP(T2), 1
+            ; b.ne <copy
+        );
+        let rest = n % 16;
+        if rest != 0 {
+            // Back up so the last block ends exactly at the value's end.
+            let back = i64::from(16 - rest);
+            let (s, d) = (
+                Mem {
+                    base: T0,
+                    off: -back,
+                },
+                Mem {
+                    base: T1,
+                    off: -back,
+                },
+            );
+            move_chunk(ops, 16, s, d)?;
+        }
+        return Ok(());
+    }
+    // Widest moves first; a short tail is one more move of the same width
+    // ending at the value's end, overlapping bytes already moved.
+    let width = match n {
+        16.. => 16,
+        8.. => 8,
+        4.. => 4,
+        2.. => 2,
+        1 => 1,
+        0 => return Ok(()),
+    };
+    let mut at = 0;
+    while at + width <= n {
+        move_chunk(ops, width, src.plus(i64::from(at)), dst.plus(i64::from(at)))?;
+        at += width;
+    }
+    if at < n {
+        let last = i64::from(n - width);
+        move_chunk(ops, width, src.plus(last), dst.plus(last))?;
+    }
+    Ok(())
+}
+
+/// One move of `width` bytes (1, 2, 4, 8 or 16).
+fn move_chunk(ops: &mut Ops, width: u32, src: Mem, dst: Mem) -> Result<()> {
+    let (w, r) = match width {
+        16 => (Width::Vec(16), VTMP),
+        8 | 4 | 2 | 1 => (Width::Gpr(width as u8), T1),
+        _ => return Err(asm_err(format!("no {width}-byte move"))),
+    };
+    load_via(ops, w, r, src, SCRATCH)?;
+    store_via(ops, w, r, dst, RECORD)
+}
+
+/// `sp -= size`, touching every page on the way down when the frame is
+/// larger than a page, so a guard page is never jumped over.
+fn alloc_frame(ops: &mut Ops, size: u64) -> Result<()> {
+    if size > MAX_FRAME {
+        return Err(asm_err(format!(
+            "a frame of {size} bytes (the most is {MAX_FRAME})"
+        )));
+    }
+    let mut rest = size;
+    if size > PAGE {
+        let pages = (size / PAGE) as u32;
+        rest = size % PAGE;
+        a64!(ops ; movz X(T2), pages & 0xFFFF);
+        if pages > 0xFFFF {
+            a64!(ops ; movk X(T2), pages >> 16, lsl 16);
+        }
+        a64!(ops
+            ; probe:
+            ; sub sp, sp, 1, lsl 12
+            ; str xzr, [sp]
+            ; subs X(T2), XSP(T2), 1
+            ; b.ne <probe
+        );
+    }
+    if rest > 0 {
+        address(ops, SP, SP, -(rest as i64), SCRATCH)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Frames and their description.
+// ---------------------------------------------------------------------------
+
+/// Appends `change`, in effect from the current end of `ops` on.
+fn note(ops: &Ops, frame: &mut Vec<FrameStep>, change: FrameChange) {
+    // Code stays far below 4 GiB (copies loop, frames are capped).
+    let offset = u32::try_from(ops.offset().0).unwrap_or(u32::MAX);
+    frame.push(FrameStep { offset, change });
+}
+
+fn cfa(reg: u8, offset: i32) -> FrameChange {
+    FrameChange::Cfa {
+        reg: Loc::Gpr(reg),
+        offset,
+    }
+}
+
+/// `stp x29, x30, [sp, #-16]!; mov x29, sp`, described.
+fn push_frame(ops: &mut Ops, frame: &mut Vec<FrameStep>) {
+    a64!(ops ; stp x29, x30, [sp, -16]!);
+    note(ops, frame, cfa(SP, 16));
+    let saved = |r, offset| FrameChange::Saved {
+        reg: Loc::Gpr(r),
+        offset,
+    };
+    note(ops, frame, saved(FP, -16));
+    note(ops, frame, saved(LR, -8));
+    a64!(ops ; mov x29, sp);
+    note(ops, frame, cfa(FP, 16));
+}
+
+/// `mov sp, x29; ldp x29, x30, [sp], #16; ret`, described.
+fn pop_frame_and_return(ops: &mut Ops, frame: &mut Vec<FrameStep>) {
+    a64!(ops ; mov sp, x29);
+    note(ops, frame, cfa(SP, 16));
+    a64!(ops ; ldp x29, x30, [sp], 16);
+    note(ops, frame, cfa(SP, 0));
+    note(ops, frame, FrameChange::Restored(Loc::Gpr(FP)));
+    note(ops, frame, FrameChange::Restored(Loc::Gpr(LR)));
+    a64!(ops ; ret);
+}
+
+fn finish(ops: Ops, frame: Vec<FrameStep>) -> Result<Code> {
+    let bytes = ops
+        .finalize()
+        .map_err(|err| asm_err(format!("dynasm: {err}")))?;
+    Ok(Code { bytes, frame })
+}
+
+// ---------------------------------------------------------------------------
+// Plan checks shared by stubs and thunks.
+// ---------------------------------------------------------------------------
+
+fn check_plan(plan: &CallPlan) -> Result<()> {
+    if plan.arch != crate::abi::Arch::Aarch64 {
+        return Err(asm_err(format!(
+            "a {:?} plan given to the AArch64 emitter",
+            plan.arch
+        )));
+    }
+    plan.check()
+        .map_err(|e| asm_err(format!("inconsistent plan: {e}")))?;
+    if plan.shadow_space != 0 || plan.vector_count.is_some() {
+        return Err(asm_err(
+            "shadow space or a vector count: not an AArch64 convention",
+        ));
+    }
+    if let Some(missing) = AAPCS64_KEPT.iter().find(|r| !plan.callee_saved.contains(r)) {
+        return Err(asm_err(format!(
+            "the target may clobber {}, which AAPCS64 callers keep",
+            missing.name(plan.arch)
+        )));
+    }
+    for (i, a) in plan.args.iter().enumerate() {
+        match &a.pass {
+            ArgPass::Direct(pieces) => {
+                for p in pieces {
+                    check_piece(i, p, false)?;
+                }
+            }
+            ArgPass::Indirect { pointer } => match pointer {
+                Loc::Gpr(r) if *r <= 7 => {}
+                Loc::Stack(off) if off % 8 == 0 => {}
+                other => {
+                    return Err(asm_err(format!(
+                        "argument {i}: address in {}",
+                        other.name(plan.arch)
+                    )))
+                }
+            },
+        }
+    }
+    match &plan.ret.pass {
+        RetPass::Void => {}
+        RetPass::Direct(pieces) => {
+            let mut seen: Vec<Loc> = Vec::with_capacity(pieces.len());
+            for p in pieces {
+                check_piece(usize::MAX, p, true)?;
+                if seen.contains(&p.loc) {
+                    return Err(asm_err(format!(
+                        "return: two pieces in {}",
+                        p.loc.name(plan.arch)
+                    )));
+                }
+                seen.push(p.loc);
+            }
+        }
+        RetPass::Indirect { pointer, returned } => {
+            if *pointer != Loc::Gpr(X8) {
+                return Err(asm_err(format!(
+                    "return buffer address in {}: AArch64 passes it in x8",
+                    pointer.name(plan.arch)
+                )));
+            }
+            if returned.is_some() {
+                return Err(asm_err(
+                    "an AArch64 callee does not hand the return buffer back",
+                ));
+            }
+        }
+    }
+    if let Some(chain) = plan.static_chain {
+        let clash = plan.args.iter().any(|a| match &a.pass {
+            ArgPass::Direct(pieces) => pieces.iter().any(|p| p.loc == chain),
+            ArgPass::Indirect { pointer } => *pointer == chain,
+        });
+        if chain != Loc::Gpr(18) || clash {
+            return Err(asm_err(format!(
+                "static chain in {}: AArch64 uses x18, free of arguments",
+                chain.name(plan.arch)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Argument pieces live in `x0`-`x7`, `v0`-`v7` or on the stack; return
+/// pieces in the same registers. General registers carry 1-8 bytes,
+/// vector registers 4, 8 or 16.
+fn check_piece(i: usize, p: &Piece, ret: bool) -> Result<()> {
+    let ok = match p.loc {
+        Loc::Gpr(r) => r <= 7 && (1..=8).contains(&p.size),
+        Loc::Vec(r) => r <= 7 && matches!(p.size, 4 | 8 | 16) && p.ext == Ext::None,
+        Loc::Stack(_) => !ret,
+        Loc::X87(_) => false,
+    };
+    // Extension matters in registers only: a callee reads a narrow stack
+    // argument at its own width, so stack pieces are copied as bytes.
+    let ext_ok = p.ext == Ext::None
+        || matches!(
+            (p.loc, p.size),
+            (Loc::Gpr(_), 1 | 2 | 4) | (Loc::Stack(_), _)
+        );
+    if !ok || !ext_ok {
+        return Err(asm_err(format!(
+            "{}: cannot move a {}-byte piece{} in {}",
+            who(i),
+            p.size,
+            if p.ext == Ext::None {
+                ""
+            } else {
+                " (extended)"
+            },
+            p.loc.name(crate::abi::Arch::Aarch64)
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Call stubs.
+// ---------------------------------------------------------------------------
+
+/// Where things sit in a framed stub's frame.
+struct StubFrame {
+    /// Bytes below `x29` (16-aligned).
+    size: u64,
+    /// Where `rvalue` is kept (`x29 - 16`), when the result is stored
+    /// after the call.
+    rvalue_slot: bool,
+    /// `sp`-relative offset of each by-reference argument's copy.
+    copies: Vec<Option<u64>>,
+    /// `sp`-relative offset of the buffer a null `rvalue` returns into.
+    sret_temp: Option<u64>,
+}
+
+impl StubFrame {
+    fn layout(plan: &CallPlan, form: EntryForm) -> Result<StubFrame> {
+        let mut at = u64::from(plan.stack_bytes);
+        let mut copies = Vec::with_capacity(plan.args.len());
+        for a in &plan.args {
+            copies.push(match a.pass {
+                ArgPass::Indirect { .. } => {
+                    let slot = at;
+                    at = round16(at + a.ty.size() as u64);
+                    Some(slot)
+                }
+                ArgPass::Direct(_) => None,
+            });
+        }
+        let sret = matches!(plan.ret.pass, RetPass::Indirect { .. });
+        let sret_temp = if sret && form == EntryForm::Libffi {
+            let slot = at;
+            at = round16(at + plan.ret.ty.size() as u64);
+            Some(slot)
+        } else {
+            None
+        };
+        let rvalue_slot = form == EntryForm::Libffi && matches!(plan.ret.pass, RetPass::Direct(_));
+        let size = round16(at) + if rvalue_slot { 16 } else { 0 };
+        if size > MAX_FRAME {
+            return Err(asm_err(format!(
+                "a frame of {size} bytes (the most is {MAX_FRAME})"
+            )));
+        }
+        Ok(StubFrame {
+            size,
+            rvalue_slot,
+            copies,
+            sret_temp,
+        })
+    }
+}
+
+struct Stub<'a> {
+    ops: Ops,
+    frame: Vec<FrameStep>,
+    plan: &'a CallPlan,
+    form: EntryForm,
+    /// Which libffi-form argument's address `x11` holds.
+    arg_in_x11: Option<usize>,
+    /// The argument base: `x2` where it arrived, or `x10` when an
+    /// argument needs `x2`.
+    base: u8,
+}
+
+/// Assembles the call stub for `plan` in `form`; see the module docs.
+pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
+    compile_call_with_unwind(plan, form).map(|c| c.bytes)
+}
+
+/// [`compile_call`] with the stub's frame description (none for a tail
+/// stub).
+///
+/// ```
+/// use jitffi::{classify::classify, emit::{aarch64, EntryForm, FrameChange::*}, plan::Loc, Abi, Type};
+/// let plan = classify(Abi::Aapcs64, &Type::i32(), &[Type::i32()], None).unwrap();
+/// let code = aarch64::compile_call_with_unwind(&plan, EntryForm::Libffi).unwrap();
+/// let (sp, fp, lr) = (Loc::Gpr(31), Loc::Gpr(29), Loc::Gpr(30));
+/// let changes: Vec<_> = code.frame.iter().map(|s| s.change).take(4).collect();
+/// assert_eq!(changes, [
+///     Cfa { reg: sp, offset: 16 }, Saved { reg: fp, offset: -16 }, Saved { reg: lr, offset: -8 },
+///     Cfa { reg: fp, offset: 16 },
+/// ]);
+/// assert_eq!(code.frame[0].offset, 4);
+/// ```
+pub fn compile_call_with_unwind(plan: &CallPlan, form: EntryForm) -> Result<Code> {
+    check_plan(plan)?;
+    let frame = StubFrame::layout(plan, form)?;
+    let tail =
+        frame.size == 0 && (form == EntryForm::Packed || matches!(plan.ret.pass, RetPass::Void));
+    let mut s = Stub {
+        ops: VecAssembler::new(0),
+        frame: Vec::with_capacity(if tail { 0 } else { 10 }),
+        plan,
+        form,
+        arg_in_x11: None,
+        base: if uses_x2(plan) { BASE } else { 2 },
+    };
+    if !tail {
+        push_frame(&mut s.ops, &mut s.frame);
+        alloc_frame(&mut s.ops, frame.size)?;
+    }
+    s.entry(&frame)?;
+    s.copies(&frame)?;
+    s.addresses(&frame)?;
+    s.registers()?;
+    let ops = &mut s.ops;
+    if plan.static_chain.is_some() {
+        a64!(ops ; mov x18, X(CHAIN_STASH));
+    }
+    if tail {
+        a64!(ops ; br X(FN));
+        return finish(s.ops, s.frame);
+    }
+    a64!(ops ; blr X(FN));
+    if frame.rvalue_slot {
+        s.store_return()?;
+    }
+    pop_frame_and_return(&mut s.ops, &mut s.frame);
+    finish(s.ops, s.frame)
+}
+
+/// Whether an argument travels in `x2` (or its address does), so the
+/// argument base must move out of it first.
+fn uses_x2(plan: &CallPlan) -> bool {
+    plan.args.iter().any(|a| match &a.pass {
+        ArgPass::Direct(pieces) => pieces.iter().any(|p| p.loc == Loc::Gpr(2)),
+        ArgPass::Indirect { pointer } => *pointer == Loc::Gpr(2),
+    })
+}
+
+impl Stub<'_> {
+    /// Moves `fn`, the argument base, the chain and `rvalue` out of the
+    /// argument registers, and points `x8` at the return buffer.
+    fn entry(&mut self, frame: &StubFrame) -> Result<()> {
+        let ops = &mut self.ops;
+        a64!(ops ; mov X(FN), x0);
+        if self.base == BASE && !self.plan.args.is_empty() {
+            a64!(ops ; mov X(BASE), x2);
+        }
+        if self.plan.static_chain.is_some() {
+            a64!(ops ; mov X(CHAIN_STASH), x3);
+        }
+        if frame.rvalue_slot {
+            a64!(ops ; stur x1, [x29, -16]);
+        }
+        if matches!(self.plan.ret.pass, RetPass::Indirect { .. }) {
+            match frame.sret_temp {
+                // A null rvalue gets the frame's buffer (libffi allows a
+                // null rvalue for any return type).
+                Some(temp) => {
+                    address(ops, X8, SP, temp as i64, SCRATCH)?;
+                    a64!(ops ; cmp x1, 0 ; csel x8, x1, x8, ne);
+                }
+                None => a64!(ops ; mov x8, x1),
+            }
+        }
+        Ok(())
+    }
+
+    /// Where argument `i`'s bytes start, `x11` loaded with its address
+    /// first in the libffi form.
+    fn source(&mut self, i: usize) -> Result<Mem> {
+        match self.form {
+            EntryForm::Packed => Mem::at(self.base, u64::from(self.plan.packed_offsets[i])),
+            EntryForm::Libffi => {
+                if self.arg_in_x11 != Some(i) {
+                    let slot = Mem::at(self.base, 8 * i as u64)?;
+                    load(&mut self.ops, Width::Gpr(8), ARG, slot)?;
+                    self.arg_in_x11 = Some(i);
+                }
+                Ok(Mem { base: ARG, off: 0 })
+            }
+        }
+    }
+
+    /// Stack pieces and by-reference copies.
+    fn copies(&mut self, frame: &StubFrame) -> Result<()> {
+        for (i, a) in self.plan.args.iter().enumerate() {
+            match &a.pass {
+                ArgPass::Indirect { .. } => {
+                    let src = self.source(i)?;
+                    let dst = Mem::sp(frame.copies[i].unwrap_or(0))?;
+                    copy_bytes(&mut self.ops, src, dst, a.ty.size() as u32)?;
+                }
+                ArgPass::Direct(pieces) => {
+                    for p in pieces {
+                        if let Loc::Stack(off) = p.loc {
+                            let src = self.source(i)?.plus(i64::from(p.offset));
+                            copy_bytes(&mut self.ops, src, Mem::sp(u64::from(off))?, p.size)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The copies' addresses, in registers or on the stack.
+    fn addresses(&mut self, frame: &StubFrame) -> Result<()> {
+        for (i, a) in self.plan.args.iter().enumerate() {
+            let ArgPass::Indirect { pointer } = a.pass else {
+                continue;
+            };
+            let copy = frame.copies[i].unwrap_or(0) as i64;
+            let ops = &mut self.ops;
+            match pointer {
+                Loc::Gpr(r) => address(ops, r, SP, copy, SCRATCH)?,
+                Loc::Stack(off) => {
+                    address(ops, T0, SP, copy, SCRATCH)?;
+                    store_via(ops, Width::Gpr(8), T0, Mem::sp(u64::from(off))?, SCRATCH)?;
+                }
+                _ => return Err(asm_err(format!("argument {i}: bad address location"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Register pieces, last: nothing after them touches an argument
+    /// register.
+    fn registers(&mut self) -> Result<()> {
+        for (i, a) in self.plan.args.iter().enumerate() {
+            let ArgPass::Direct(pieces) = &a.pass else {
+                continue;
+            };
+            let in_regs: Vec<&Piece> = pieces
+                .iter()
+                .filter(|p| !matches!(p.loc, Loc::Stack(_)))
+                .collect();
+            if in_regs.is_empty() {
+                continue;
+            }
+            let base = self.source(i)?;
+            let mut k = 0;
+            while k < in_regs.len() {
+                let p = in_regs[k];
+                let m = base.plus(i64::from(p.offset));
+                // Two neighbouring pieces of one width in consecutive
+                // vector registers (HFA members): one ldp.
+                if let (Loc::Vec(r), Some(q)) = (p.loc, in_regs.get(k + 1)) {
+                    if q.loc == Loc::Vec(r + 1)
+                        && q.size == p.size
+                        && q.offset == p.offset + p.size
+                        && load_pair(&mut self.ops, Width::Vec(p.size as u8), r, r + 1, m)
+                    {
+                        k += 2;
+                        continue;
+                    }
+                }
+                let ops = &mut self.ops;
+                match p.loc {
+                    Loc::Gpr(r) => match p.ext {
+                        Ext::Sign => load(ops, Width::Signed(p.size as u8), r, m)?,
+                        Ext::Zero | Ext::None if matches!(p.size, 1 | 2 | 4 | 8) => {
+                            load(ops, Width::Gpr(p.size as u8), r, m)?
+                        }
+                        _ => load_bytes(ops, r, m, p.size)?,
+                    },
+                    Loc::Vec(r) => load(ops, Width::Vec(p.size as u8), r, m)?,
+                    _ => return Err(asm_err(format!("argument {i}: bad piece location"))),
+                }
+                k += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The libffi form's result: each return piece stored through the
+    /// saved `rvalue`, unless it is null.
+    fn store_return(&mut self) -> Result<()> {
+        let RetPass::Direct(pieces) = &self.plan.ret.pass else {
+            return Ok(());
+        };
+        let ops = &mut self.ops;
+        a64!(ops ; ldur X(RECORD), [x29, -16] ; cbz X(RECORD), >done);
+        let dst = Mem {
+            base: RECORD,
+            off: 0,
+        };
+        let mut k = 0;
+        while k < pieces.len() {
+            let p = &pieces[k];
+            let m = dst.plus(i64::from(p.offset));
+            if let (Loc::Vec(r), Some(q)) = (p.loc, pieces.get(k + 1)) {
+                if q.loc == Loc::Vec(r + 1)
+                    && q.size == p.size
+                    && q.offset == p.offset + p.size
+                    && store_pair(ops, Width::Vec(p.size as u8), r, r + 1, m)
+                {
+                    k += 2;
+                    continue;
+                }
+            }
+            match (p.loc, p.ext) {
+                // A narrow integer comes back as a whole ffi_arg.
+                (Loc::Gpr(r), Ext::Sign) => {
+                    match p.size {
+                        1 => a64!(ops ; sxtb X(r), W(r)),
+                        2 => a64!(ops ; sxth X(r), W(r)),
+                        _ => a64!(ops ; sxtw X(r), W(r)),
+                    }
+                    store_via(ops, Width::Gpr(8), r, m, SCRATCH)?;
+                }
+                (Loc::Gpr(r), Ext::Zero) => {
+                    match p.size {
+                        1 => a64!(ops ; uxtb W(r), W(r)),
+                        2 => a64!(ops ; uxth W(r), W(r)),
+                        _ => a64!(ops ; mov W(r), W(r)),
+                    }
+                    store_via(ops, Width::Gpr(8), r, m, SCRATCH)?;
+                }
+                (Loc::Gpr(r), Ext::None) => store_bytes(ops, r, m, p.size, SCRATCH)?,
+                (Loc::Vec(r), _) => store_via(ops, Width::Vec(p.size as u8), r, m, SCRATCH)?,
+                _ => return Err(asm_err("return: bad piece location")),
+            }
+            k += 1;
+        }
+        a64!(ops ; done:);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Closure thunks.
+// ---------------------------------------------------------------------------
+
+/// Where the thunk finds argument `i`'s bytes for the handler.
+#[derive(Clone, Copy, Debug)]
+enum ArgHome {
+    /// A slot at this `sp` offset, filled by the thunk.
+    Slot(u64),
+    /// The caller's stack area, at this plan offset.
+    Caller(u32),
+    /// The pointer that came in this location (by-reference arguments).
+    Pointer(Loc),
+}
+
+struct ThunkFrame {
+    /// Bytes below `x29`.
+    size: u64,
+    homes: Vec<ArgHome>,
+    /// `sp` offset of the return buffer (results in registers).
+    ret_buffer: Option<u64>,
+}
+
+impl ThunkFrame {
+    fn layout(plan: &CallPlan) -> Result<ThunkFrame> {
+        let mut at = round16(8 * plan.args.len() as u64);
+        let mut homes = Vec::with_capacity(plan.args.len());
+        for a in &plan.args {
+            homes.push(match &a.pass {
+                ArgPass::Indirect { pointer } => ArgHome::Pointer(*pointer),
+                ArgPass::Direct(pieces) => match whole_on_stack(pieces) {
+                    Some(off) => ArgHome::Caller(off),
+                    None => {
+                        let slot = at;
+                        at = round16(at + (a.ty.size() as u64).max(8));
+                        ArgHome::Slot(slot)
+                    }
+                },
+            });
+        }
+        // A void result still gets a buffer: handlers may store an ffi_arg.
+        let ret_buffer = match plan.ret.pass {
+            RetPass::Direct(_) | RetPass::Void => {
+                let slot = at;
+                at += round16(plan.ret.ty.size() as u64).max(16);
+                Some(slot)
+            }
+            _ => None,
+        };
+        if at > MAX_FRAME {
+            return Err(asm_err(format!(
+                "a frame of {at} bytes (the most is {MAX_FRAME})"
+            )));
+        }
+        Ok(ThunkFrame {
+            size: at,
+            homes,
+            ret_buffer,
+        })
+    }
+}
+
+/// The plan offset of an argument that sits whole and in order in the
+/// caller's stack area.
+fn whole_on_stack(pieces: &[Piece]) -> Option<u32> {
+    let first = pieces.first()?;
+    let Loc::Stack(start) = first.loc else {
+        return None;
+    };
+    let base = start.checked_sub(first.offset)?;
+    pieces
+        .iter()
+        .all(|p| p.loc == Loc::Stack(base + p.offset))
+        .then_some(base)
+}
+
+/// Assembles the closure thunk for `plan`; see the module docs.
+pub fn compile_closure_thunk(plan: &CallPlan) -> Result<Vec<u8>> {
+    compile_closure_thunk_with_unwind(plan).map(|c| c.bytes)
+}
+
+/// [`compile_closure_thunk`] with the thunk's frame description.
+///
+/// ```
+/// use jitffi::{classify::classify, emit::{aarch64, FrameChange}, plan::Loc, Abi, Type};
+/// let plan = classify(Abi::Aapcs64, &Type::f64(), &[Type::f64()], None).unwrap();
+/// let code = aarch64::compile_closure_thunk_with_unwind(&plan).unwrap();
+/// // The last step: after `ldp x29, x30, [sp], #16` the entry state is back.
+/// let last = code.frame[code.frame.len() - 3];
+/// assert_eq!(last.change, FrameChange::Cfa { reg: Loc::Gpr(31), offset: 0 });
+/// assert_eq!(last.offset as usize, code.bytes.len() - 4);
+/// ```
+pub fn compile_closure_thunk_with_unwind(plan: &CallPlan) -> Result<Code> {
+    check_plan(plan)?;
+    let frame = ThunkFrame::layout(plan)?;
+    let mut ops: Ops = VecAssembler::new(0);
+    let mut steps = Vec::with_capacity(10);
+    // The record's register must survive the spills: only x9-x16 are used.
+    let go = plan.static_chain.is_some();
+    push_frame(&mut ops, &mut steps);
+    alloc_frame(&mut ops, frame.size)?;
+    spill_arguments(&mut ops, plan, &frame)?;
+    point_at_arguments(&mut ops, plan, &frame)?;
+    // fun(cif, rvalue, args, user_data)
+    if go {
+        const _: () = assert!(go_record::FUN == go_record::CIF + 8);
+        a64!(ops
+            ; ldp x0, X(SCRATCH), [x18, go_record::CIF as i32]
+            ; mov x3, x18
+        );
+    } else {
+        const _: () = assert!(record::FUN == record::CIF + 8 && record::CIF < 512);
+        a64!(ops
+            ; ldp x0, X(SCRATCH), [X(RECORD), record::CIF as i32]
+            ; ldr x3, [X(RECORD), record::USER_DATA as u32]
+        );
+    }
+    match frame.ret_buffer {
+        Some(buf) => address(&mut ops, 1, SP, buf as i64, SCRATCH)?,
+        None => a64!(ops ; mov x1, x8),
+    }
+    a64!(ops ; mov x2, sp ; blr X(SCRATCH));
+    if let (Some(buf), RetPass::Direct(pieces)) = (frame.ret_buffer, &plan.ret.pass) {
+        load_return(&mut ops, pieces, Mem::sp(buf)?)?;
+    }
+    pop_frame_and_return(&mut ops, &mut steps);
+    finish(ops, steps)
+}
+
+/// Stores every register piece into its argument's slot (whole registers:
+/// a slot is at least 8 bytes and 16-aligned, pieces start at multiples of
+/// their size), and copies stack pieces of arguments that are not whole on
+/// the stack.
+fn spill_arguments(ops: &mut Ops, plan: &CallPlan, frame: &ThunkFrame) -> Result<()> {
+    for (i, a) in plan.args.iter().enumerate() {
+        let (ArgPass::Direct(pieces), ArgHome::Slot(slot)) = (&a.pass, frame.homes[i]) else {
+            continue;
+        };
+        let slot_size = round16((a.ty.size() as u64).max(8)) as i64;
+        let slot = Mem::sp(slot)?;
+        let mut k = 0;
+        while k < pieces.len() {
+            let p = &pieces[k];
+            let m = slot.plus(i64::from(p.offset));
+            let width = match p.loc {
+                Loc::Gpr(_) => Width::Gpr(8),
+                _ => Width::Vec(p.size as u8),
+            };
+            if let Some(q) = pieces.get(k + 1) {
+                let next = match (p.loc, q.loc) {
+                    (Loc::Gpr(r), Loc::Gpr(s))
+                        if q.offset == p.offset + 8 && i64::from(q.offset) + 8 <= slot_size =>
+                    {
+                        Some((r, s))
+                    }
+                    (Loc::Vec(r), Loc::Vec(s))
+                        if q.size == p.size && q.offset == p.offset + p.size =>
+                    {
+                        Some((r, s))
+                    }
+                    _ => None,
+                };
+                if let Some((r, s)) = next {
+                    if store_pair(ops, width, r, s, m) {
+                        k += 2;
+                        continue;
+                    }
+                }
+            }
+            match p.loc {
+                Loc::Gpr(r) if i64::from(p.offset) + 8 > slot_size => {
+                    store_bytes(ops, r, m, p.size, SCRATCH)?
+                }
+                Loc::Gpr(r) | Loc::Vec(r) => store_via(ops, width, r, m, SCRATCH)?,
+                Loc::Stack(off) => {
+                    let src = Mem::at(FP, 16 + u64::from(off))?;
+                    copy_bytes_thunk(ops, src, m, p.size)?;
+                }
+                Loc::X87(_) => return Err(asm_err(format!("argument {i}: x87 piece"))),
+            }
+            k += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A copy inside a thunk, before the handler call: every scratch register
+/// but the record's is free.
+fn copy_bytes_thunk(ops: &mut Ops, src: Mem, dst: Mem, n: u32) -> Result<()> {
+    // copy_bytes clobbers x17 only through store_via's scratch, which is
+    // never needed for thunk slots within reach of sp; refuse otherwise.
+    if n > COPY_LOOP_MIN || dst.off >= 4096 * 16 {
+        return Err(asm_err(
+            "a mixed register and stack argument too large to gather",
+        ));
+    }
+    let mut done = 0;
+    while done < n {
+        let width = match n - done {
+            8.. => 8,
+            4.. => 4,
+            2.. => 2,
+            _ => 1,
+        };
+        load_via(
+            ops,
+            Width::Gpr(width as u8),
+            T1,
+            src.plus(i64::from(done)),
+            SCRATCH,
+        )?;
+        store_via(
+            ops,
+            Width::Gpr(width as u8),
+            T1,
+            dst.plus(i64::from(done)),
+            SCRATCH,
+        )?;
+        done += width;
+    }
+    Ok(())
+}
+
+/// Fills `args[i]` at `sp + 8i`, two neighbours at a time.
+fn point_at_arguments(ops: &mut Ops, plan: &CallPlan, frame: &ThunkFrame) -> Result<()> {
+    let n = frame.homes.len();
+    let mut i = 0;
+    while i < n {
+        address_of_argument(ops, plan, frame.homes[i], i, FN)?;
+        let at = Mem::sp(8 * i as u64)?;
+        if i + 1 < n {
+            address_of_argument(ops, plan, frame.homes[i + 1], i + 1, BASE)?;
+            if !store_pair(ops, Width::Gpr(8), FN, BASE, at) {
+                store_via(ops, Width::Gpr(8), FN, at, SCRATCH)?;
+                store_via(ops, Width::Gpr(8), BASE, at.plus(8), SCRATCH)?;
+            }
+            i += 2;
+        } else {
+            store_via(ops, Width::Gpr(8), FN, at, SCRATCH)?;
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// `r` = what `args[i]` holds.
+fn address_of_argument(
+    ops: &mut Ops,
+    plan: &CallPlan,
+    home: ArgHome,
+    i: usize,
+    r: u8,
+) -> Result<()> {
+    match home {
+        ArgHome::Slot(slot) => address(ops, r, SP, slot as i64, SCRATCH),
+        ArgHome::Caller(off) => address(ops, r, FP, 16 + i64::from(off), SCRATCH),
+        ArgHome::Pointer(Loc::Gpr(p)) => {
+            a64!(ops ; mov X(r), X(p));
+            Ok(())
+        }
+        ArgHome::Pointer(Loc::Stack(off)) => {
+            load(ops, Width::Gpr(8), r, Mem::at(FP, 16 + u64::from(off))?)
+        }
+        ArgHome::Pointer(other) => Err(asm_err(format!(
+            "argument {i}: address in {}",
+            other.name(plan.arch)
+        ))),
+    }
+}
+
+/// Loads the return pieces from the handler's buffer: narrow integers
+/// widened from their own size, other general pieces as whole words (the
+/// buffer is at least 16 bytes), vector pieces at their size, neighbours
+/// in pairs.
+fn load_return(ops: &mut Ops, pieces: &[Piece], buf: Mem) -> Result<()> {
+    let mut k = 0;
+    while k < pieces.len() {
+        let p = &pieces[k];
+        let m = buf.plus(i64::from(p.offset));
+        if let Some(q) = pieces.get(k + 1) {
+            let pair = match (p.loc, q.loc) {
+                (Loc::Gpr(r), Loc::Gpr(s))
+                    if p.ext == Ext::None && q.ext == Ext::None && q.offset == p.offset + 8 =>
+                {
+                    Some((Width::Gpr(8), r, s))
+                }
+                (Loc::Vec(r), Loc::Vec(s)) if q.size == p.size && q.offset == p.offset + p.size => {
+                    Some((Width::Vec(p.size as u8), r, s))
+                }
+                _ => None,
+            };
+            if let Some((w, r, s)) = pair {
+                if load_pair(ops, w, r, s, m) {
+                    k += 2;
+                    continue;
+                }
+            }
+        }
+        match (p.loc, p.ext) {
+            (Loc::Gpr(r), Ext::Sign) => load(ops, Width::Signed(p.size as u8), r, m)?,
+            (Loc::Gpr(r), Ext::Zero) => load(ops, Width::Gpr(p.size as u8), r, m)?,
+            (Loc::Gpr(r), Ext::None) => load(ops, Width::Gpr(8), r, m)?,
+            (Loc::Vec(r), _) => load(ops, Width::Vec(p.size as u8), r, m)?,
+            _ => return Err(asm_err("return: bad piece location")),
+        }
+        k += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::Abi;
+    use crate::classify::classify;
+    use crate::types::Type;
+
+    fn words(code: &[u8]) -> Vec<u32> {
+        code.chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect()
+    }
+
+    fn plan(ret: Type, args: &[Type]) -> CallPlan {
+        classify(Abi::Aapcs64, &ret, args, None).unwrap()
+    }
+
+    /// A deterministic generator of types: scalars, nested structs,
+    /// unions, arrays and complex types of every size class.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn scalar(&mut self) -> Type {
+            match self.next() % 14 {
+                0 => Type::i8(),
+                1 => Type::u16(),
+                2 => Type::i32(),
+                3 => Type::u64(),
+                4 => Type::f32(),
+                5 => Type::f64(),
+                6 => Type::long_double(),
+                7 => Type::i128(),
+                8 => Type::pointer(),
+                9 => Type::u8(),
+                10 => Type::complex_f32(),
+                11 => Type::complex_f64(),
+                12 => Type::i16(),
+                _ => Type::u32(),
+            }
+        }
+
+        fn ty(&mut self, depth: u32) -> Type {
+            if depth == 0 {
+                return self.scalar();
+            }
+            match self.next() % 6 {
+                0 | 1 => self.scalar(),
+                2 => {
+                    let n = 1 + self.next() % 5;
+                    let fields: Vec<Type> = (0..n).map(|_| self.ty(depth - 1)).collect();
+                    Type::structure(fields).unwrap()
+                }
+                3 => {
+                    let float = if self.next() % 2 == 0 {
+                        Type::f32()
+                    } else {
+                        Type::f64()
+                    };
+                    let n = 1 + self.next() % 4;
+                    Type::structure((0..n).map(|_| float.clone())).unwrap()
+                }
+                4 => {
+                    let n = 1 + (self.next() % 40) as usize;
+                    Type::array(self.ty(depth - 1), n).unwrap()
+                }
+                _ => {
+                    let n = 1 + self.next() % 3;
+                    let fields: Vec<Type> = (0..n).map(|_| self.ty(depth - 1)).collect();
+                    Type::union(fields).unwrap()
+                }
+            }
+        }
+    }
+
+    /// Every shape assembles in both forms and as a thunk: no immediate
+    /// dynasm would refuse (it panics on those) slips through.
+    #[test]
+    fn random_shapes_assemble_without_panicking() {
+        let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        for round in 0..3000 {
+            let n = (g.next() % 14) as usize;
+            let args: Vec<Type> = (0..n).map(|_| g.ty(3)).collect();
+            let ret = if round % 7 == 0 {
+                Type::void()
+            } else {
+                g.ty(2)
+            };
+            let Ok(p) = classify(Abi::Aapcs64, &ret, &args, None) else {
+                continue;
+            };
+            for form in [EntryForm::Libffi, EntryForm::Packed] {
+                let code =
+                    compile_call_with_unwind(&p, form).unwrap_or_else(|e| panic!("{p}: {e}"));
+                assert_eq!(code.bytes.len() % 4, 0);
+                assert!(code.frame.windows(2).all(|w| w[0].offset <= w[1].offset));
+            }
+            compile_closure_thunk_with_unwind(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        }
+    }
+
+    /// Copies of every size up to past the loop threshold, and huge ones.
+    #[test]
+    fn by_reference_copies_of_any_size_assemble() {
+        for n in (17..=300).chain([4095, 4096, 65_537, 200_000]) {
+            let big = Type::structure([Type::array(Type::u8(), n).unwrap()]).unwrap();
+            let p = plan(Type::void(), &[big.clone(), Type::i32()]);
+            for form in [EntryForm::Libffi, EntryForm::Packed] {
+                compile_call(&p, form).unwrap();
+            }
+            compile_closure_thunk(&p).unwrap();
+            let p = plan(big, &[]);
+            compile_call(&p, EntryForm::Libffi).unwrap();
+            compile_closure_thunk(&p).unwrap();
+        }
+    }
+
+    #[test]
+    fn many_stack_arguments_reach_far_offsets() {
+        let args: Vec<Type> = (0..1000)
+            .map(|i| if i % 3 == 0 { Type::f64() } else { Type::u8() })
+            .collect();
+        let p = plan(Type::i32(), &args);
+        assert!(p.stack_bytes > 4096);
+        for form in [EntryForm::Libffi, EntryForm::Packed] {
+            compile_call(&p, form).unwrap();
+        }
+        compile_closure_thunk(&p).unwrap();
+    }
+
+    #[test]
+    fn packed_s2_is_a_four_instruction_tail_stub() {
+        let p = plan(Type::i32(), &[Type::i32(), Type::i32()]);
+        let code = compile_call_with_unwind(&p, EntryForm::Packed).unwrap();
+        assert!(code.frame.is_empty());
+        // mov x9, x0; ldrsw x0, [x2]; ldrsw x1, [x2, #8]; br x9
+        assert_eq!(
+            words(&code.bytes),
+            [0xAA00_03E9, 0xB980_0040, 0xB980_0841, 0xD61F_0120]
+        );
+        // With a third integer argument x2 is needed: the base moves to x10.
+        let p = plan(Type::i32(), &[Type::i32(), Type::i32(), Type::i32()]);
+        let w = words(&compile_call(&p, EntryForm::Packed).unwrap());
+        assert_eq!(w[..2], [0xAA00_03E9, 0xAA02_03EA]); // mov x9, x0; mov x10, x2
+    }
+
+    #[test]
+    fn foreign_and_malformed_plans_are_refused() {
+        let x64 = classify(Abi::SysV64, &Type::i32(), &[Type::i32()], None).unwrap();
+        assert!(compile_call(&x64, EntryForm::Libffi).is_err());
+        let mut p = plan(Type::i32(), &[Type::i32()]);
+        p.callee_saved.retain(|r| *r != Loc::Gpr(19));
+        assert!(compile_call(&p, EntryForm::Libffi).is_err());
+        let mut p = plan(Type::i32(), &[Type::i32()]);
+        if let ArgPass::Direct(pieces) = &mut p.args[0].pass {
+            pieces[0].loc = Loc::Gpr(9);
+        }
+        assert!(compile_call(&p, EntryForm::Libffi).is_err());
+        assert!(compile_closure_thunk(&p).is_err());
+        let mut p = plan(Type::f64(), &[]);
+        if let RetPass::Direct(pieces) = &mut p.ret.pass {
+            pieces[0].size = 3;
+        }
+        assert!(compile_call(&p, EntryForm::Libffi).is_err());
+        let mut p = plan(Type::i32(), &[Type::i32()]);
+        p.static_chain = Some(Loc::Gpr(0));
+        assert!(compile_call(&p, EntryForm::Libffi).is_err());
+    }
+}
+
+/// The emitted code run for real (on AArch64 hosts, or under qemu-aarch64
+/// in CI), against Rust `extern "C"` functions that the compiler lays out
+/// by AAPCS64. The C-compiled oracles are in `tests/aapcs64_*.rs`.
+#[cfg(all(test, target_arch = "aarch64"))]
+mod run {
+    use std::ffi::c_void;
+
+    use crate::{Cif, RawClosure, Type};
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct F3 {
+        x: f32,
+        y: f32,
+        z: f32,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Big {
+        a: [u64; 5],
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Odd7 {
+        b: [u8; 7],
+    }
+
+    fn f3() -> Type {
+        Type::structure([Type::f32(), Type::f32(), Type::f32()]).unwrap()
+    }
+
+    fn big() -> Type {
+        Type::structure([Type::array(Type::u64(), 5).unwrap()]).unwrap()
+    }
+
+    fn odd7() -> Type {
+        Type::structure([Type::array(Type::u8(), 7).unwrap()]).unwrap()
+    }
+
+    fn ptrs<const N: usize>(p: [*const c_void; N]) -> [*const c_void; N] {
+        p
+    }
+
+    extern "C" fn mix(a: i8, b: F3, c: i128, d: f64, e: Odd7, f: Big, g: u16) -> f64 {
+        let e_sum: u32 = e.b.iter().map(|&x| u32::from(x)).sum();
+        let f_sum: u64 = f.a.iter().sum();
+        f64::from(a)
+            + f64::from(b.x + 2.0 * b.y + 4.0 * b.z)
+            + (c >> 64) as f64
+            + (c as u64 & 0xFFFF) as f64
+            + d
+            + f64::from(e_sum)
+            + f_sum as f64
+            + f64::from(g)
+    }
+
+    #[test]
+    fn mixed_arguments_both_forms() {
+        let cif = Cif::new(
+            Type::f64(),
+            &[
+                Type::i8(),
+                f3(),
+                Type::i128(),
+                Type::f64(),
+                odd7(),
+                big(),
+                Type::u16(),
+            ],
+        )
+        .unwrap();
+        let (a, b, c, d) = (
+            -3i8,
+            F3 {
+                x: 1.0,
+                y: 2.0,
+                z: 3.0,
+            },
+            (5i128 << 64) | 7,
+            0.5f64,
+        );
+        let (e, f, g) = (
+            Odd7 {
+                b: [1, 2, 3, 4, 5, 6, 7],
+            },
+            Big {
+                a: [10, 20, 30, 40, 50],
+            },
+            65_000u16,
+        );
+        let want = mix(a, b, c, d, e, f, g);
+        let avalue = ptrs([
+            (&a as *const i8).cast(),
+            (&b as *const F3).cast(),
+            (&c as *const i128).cast(),
+            (&d as *const f64).cast(),
+            (&e as *const Odd7).cast(),
+            (&f as *const Big).cast(),
+            (&g as *const u16).cast(),
+        ]);
+        let mut r = 0f64;
+        // SAFETY: `mix` has the cif's signature; avalue points at each argument.
+        unsafe {
+            cif.call_raw(
+                mix as *const c_void,
+                (&mut r as *mut f64).cast(),
+                avalue.as_ptr(),
+            )
+        };
+        assert_eq!(r, want);
+        let mut buf = vec![0u8; cif.packed_size() + 16];
+        let at = buf.as_mut_ptr().align_offset(16);
+        let base = buf[at..].as_mut_ptr();
+        for (i, &off) in cif.packed_offsets().iter().enumerate() {
+            let size = cif.args()[i].size();
+            // SAFETY: the buffer holds packed_size bytes from `base`; each
+            // source is a live value of `size` bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(avalue[i].cast::<u8>(), base.add(off as usize), size)
+            };
+        }
+        // SAFETY: as above, in the packed form.
+        let r: f64 =
+            unsafe { cif.call_packed(mix as *const c_void, std::ptr::null_mut(), base.cast()) };
+        assert_eq!(r, want);
+    }
+
+    extern "C" fn make_big(seed: u64) -> Big {
+        Big {
+            a: [seed, seed + 1, seed + 2, seed + 3, seed + 4],
+        }
+    }
+
+    extern "C" fn narrow(x: i32) -> i8 {
+        x as i8
+    }
+
+    #[test]
+    fn sret_and_narrow_returns() {
+        let cif = Cif::new(big(), &[Type::u64()]).unwrap();
+        let seed = 40u64;
+        let mut out = Big { a: [0; 5] };
+        let avalue = [(&seed as *const u64).cast::<c_void>()];
+        // SAFETY: make_big has the cif's signature; out is a Big.
+        unsafe {
+            cif.call_raw(
+                make_big as *const c_void,
+                (&mut out as *mut Big).cast(),
+                avalue.as_ptr(),
+            )
+        };
+        assert_eq!(out, make_big(40));
+        // A null rvalue is allowed: the stub supplies a buffer.
+        // SAFETY: as above.
+        unsafe {
+            cif.call_raw(
+                make_big as *const c_void,
+                std::ptr::null_mut(),
+                avalue.as_ptr(),
+            )
+        };
+
+        let cif = Cif::new(Type::i8(), &[Type::i32()]).unwrap();
+        let x = 0x1FFi32; // (i8) 0x1FF == -1
+        let mut r = 0u64;
+        let avalue = [(&x as *const i32).cast::<c_void>()];
+        // SAFETY: narrow has the cif's signature; r is an ffi_arg.
+        unsafe {
+            cif.call_raw(
+                narrow as *const c_void,
+                (&mut r as *mut u64).cast(),
+                avalue.as_ptr(),
+            )
+        };
+        assert_eq!(r, u64::MAX, "sign-extended to a whole ffi_arg");
+    }
+
+    extern "C" fn many(
+        a0: f64,
+        a1: f64,
+        a2: f64,
+        a3: f64,
+        a4: f64,
+        a5: f64,
+        a6: f64,
+        a7: f64,
+        i0: i64,
+        i1: i64,
+        i2: i64,
+        i3: i64,
+        i4: i64,
+        i5: i64,
+        i6: i64,
+        i7: i64,
+        s1: f32,
+        s2: i128,
+        s3: u8,
+        s4: F3,
+    ) -> f64 {
+        a0 + 2.0 * a1
+            + 3.0 * a2
+            + 4.0 * a3
+            + 5.0 * a4
+            + 6.0 * a5
+            + 7.0 * a6
+            + 8.0 * a7
+            + (i0 + 2 * i1 + 3 * i2 + 4 * i3 + 5 * i4 + 6 * i5 + 7 * i6 + 8 * i7) as f64
+            + f64::from(s1) * 100.0
+            + s2 as f64 * 1000.0
+            + f64::from(s3) * 10_000.0
+            + f64::from(s4.x + s4.y * 3.0 + s4.z * 9.0) * 100_000.0
+    }
+
+    /// Arguments that spill to the stack (a float in an 8-byte slot, a
+    /// 16-aligned int128, an HFA when no v register is left), through a
+    /// stub and through a closure thunk.
+    #[test]
+    fn stack_arguments_through_stub_and_thunk() {
+        let mut tys = vec![Type::f64(); 8];
+        tys.extend(vec![Type::i64(); 8]);
+        tys.extend([Type::f32(), Type::i128(), Type::u8(), f3()]);
+        let cif = Cif::new(Type::f64(), &tys).unwrap();
+        assert!(cif.plan().stack_bytes >= 48);
+        let d: Vec<f64> = (1..=8).map(f64::from).collect();
+        let i: Vec<i64> = (1..=8).map(|v| v * 11).collect();
+        let (s1, s2, s3, s4) = (
+            0.25f32,
+            -7i128,
+            200u8,
+            F3 {
+                x: 1.0,
+                y: 2.0,
+                z: 3.0,
+            },
+        );
+        let mut avalue: Vec<*const c_void> = d.iter().map(|v| (v as *const f64).cast()).collect();
+        avalue.extend(i.iter().map(|v| (v as *const i64).cast::<c_void>()));
+        avalue.extend([
+            (&s1 as *const f32).cast::<c_void>(),
+            (&s2 as *const i128).cast(),
+            (&s3 as *const u8).cast(),
+            (&s4 as *const F3).cast(),
+        ]);
+        let want = many(
+            d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], i[0], i[1], i[2], i[3], i[4], i[5],
+            i[6], i[7], s1, s2, s3, s4,
+        );
+        let mut r = 0f64;
+        // SAFETY: many has the cif's signature; avalue points at every argument.
+        unsafe {
+            cif.call_raw(
+                many as *const c_void,
+                (&mut r as *mut f64).cast(),
+                avalue.as_ptr(),
+            )
+        };
+        assert_eq!(r, want);
+
+        // The same call into a closure that forwards to `many` through the
+        // stub again: the thunk must hand over exactly the same values.
+        unsafe extern "C" fn forward(
+            cif: *const c_void,
+            ret: *mut c_void,
+            args: *const *mut c_void,
+            _ud: *mut c_void,
+        ) {
+            // SAFETY: RawClosure passes its own *const Cif; args holds one
+            // pointer per argument of that cif.
+            unsafe {
+                let cif = &*cif.cast::<Cif>();
+                cif.call_raw(many as *const c_void, ret, args.cast());
+            }
+        }
+        let closure = RawClosure::new(&cif, forward, std::ptr::null_mut()).unwrap();
+        let mut r2 = 0f64;
+        // SAFETY: the closure has the cif's signature.
+        unsafe {
+            cif.call_raw(
+                closure.code_ptr(),
+                (&mut r2 as *mut f64).cast(),
+                avalue.as_ptr(),
+            )
+        };
+        assert_eq!(r2, want);
+    }
+
+    /// Closure returns: an HFA in v0-v2, an sret struct, a narrow integer
+    /// the handler writes at its own width.
+    #[test]
+    fn closure_returns() {
+        unsafe extern "C" fn hfa(
+            _: *const c_void,
+            ret: *mut c_void,
+            args: *const *mut c_void,
+            _: *mut c_void,
+        ) {
+            // SAFETY: one f32 argument; ret holds at least an F3.
+            unsafe {
+                let k = *(*args).cast::<f32>();
+                ret.cast::<F3>().write(F3 {
+                    x: k,
+                    y: 2.0 * k,
+                    z: 3.0 * k,
+                });
+            }
+        }
+        let cif = Cif::new(f3(), &[Type::f32()]).unwrap();
+        let c = RawClosure::new(&cif, hfa, std::ptr::null_mut()).unwrap();
+        // SAFETY: the closure's native signature is F3(f32).
+        let f: extern "C" fn(f32) -> F3 = unsafe { std::mem::transmute(c.code_ptr()) };
+        assert_eq!(
+            f(1.5),
+            F3 {
+                x: 1.5,
+                y: 3.0,
+                z: 4.5
+            }
+        );
+
+        unsafe extern "C" fn sret(
+            _: *const c_void,
+            ret: *mut c_void,
+            args: *const *mut c_void,
+            _: *mut c_void,
+        ) {
+            // SAFETY: one u64 argument; ret is the caller's Big.
+            unsafe { ret.cast::<Big>().write(make_big(*(*args).cast::<u64>())) };
+        }
+        let cif = Cif::new(big(), &[Type::u64()]).unwrap();
+        let c = RawClosure::new(&cif, sret, std::ptr::null_mut()).unwrap();
+        // SAFETY: the closure's native signature is Big(u64).
+        let f: extern "C" fn(u64) -> Big = unsafe { std::mem::transmute(c.code_ptr()) };
+        assert_eq!(f(7), make_big(7));
+
+        unsafe extern "C" fn short(
+            _: *const c_void,
+            ret: *mut c_void,
+            _: *const *mut c_void,
+            ud: *mut c_void,
+        ) {
+            // SAFETY: ret holds at least 16 bytes; garbage above the i16
+            // must not leak into the extended result.
+            unsafe {
+                ret.cast::<u64>().write(0xDEAD_BEEF_0000_0000 | ud as u64);
+            }
+        }
+        let cif = Cif::new(Type::i16(), &[]).unwrap();
+        let c = RawClosure::new(&cif, short, 0x8001 as *mut c_void).unwrap();
+        // SAFETY: the closure's native signature is i16(void); we read the
+        // whole x0 to see the extension.
+        let f: extern "C" fn() -> i64 = unsafe { std::mem::transmute(c.code_ptr()) };
+        assert_eq!(f(), -32767);
+    }
+}
