@@ -583,29 +583,88 @@ fn cfa(reg: u8, offset: i32) -> FrameChange {
     }
 }
 
-/// `stp x29, x30, [sp, #-16]!; mov x29, sp`, described.
-fn push_frame(ops: &mut Ops, frame: &mut Vec<FrameStep>) {
-    a64!(ops ; stp x29, x30, [sp, -16]!);
-    note(ops, frame, cfa(SP, 16));
-    let saved = |r, offset| FrameChange::Saved {
-        reg: Loc::Gpr(r),
-        offset,
-    };
-    note(ops, frame, saved(FP, -16));
-    note(ops, frame, saved(LR, -8));
-    a64!(ops ; mov x29, sp);
-    note(ops, frame, cfa(FP, 16));
+/// The frame of a framed stub or a thunk: the frame record (`x29`, `x30`)
+/// and `locals` bytes.
+///
+/// *Combined*, when nothing has to sit at `sp` itself (no outgoing stack
+/// arguments) and the whole frame is within `stp`'s reach: one
+/// `stp x29, x30, [sp, #-(16 + locals)]!` makes it, the record at the
+/// bottom and the locals above it, and one `ldp ..., [sp], #(16 + locals)`
+/// takes it down, as gcc does. *Split* otherwise: the record is pushed, the
+/// locals (outgoing area at the bottom) allocated below it, and `mov sp,
+/// x29` takes them down.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    locals: u64,
+    combined: bool,
 }
 
-/// `mov sp, x29; ldp x29, x30, [sp], #16; ret`, described.
-fn pop_frame_and_return(ops: &mut Ops, frame: &mut Vec<FrameStep>) {
-    a64!(ops ; mov sp, x29);
-    note(ops, frame, cfa(SP, 16));
-    a64!(ops ; ldp x29, x30, [sp], 16);
-    note(ops, frame, cfa(SP, 0));
-    note(ops, frame, FrameChange::Restored(Loc::Gpr(FP)));
-    note(ops, frame, FrameChange::Restored(Loc::Gpr(LR)));
-    a64!(ops ; ret);
+impl Frame {
+    fn new(locals: u64, needs_sp_area: bool) -> Result<Frame> {
+        if locals > MAX_FRAME {
+            return Err(asm_err(format!(
+                "a frame of {locals} bytes (the most is {MAX_FRAME})"
+            )));
+        }
+        Ok(Frame {
+            locals,
+            combined: !needs_sp_area && locals + 16 <= 504,
+        })
+    }
+
+    /// Where the locals start, from `sp`.
+    fn locals_at(self) -> u64 {
+        if self.combined {
+            16
+        } else {
+            0
+        }
+    }
+
+    /// The CFA (our caller's `sp`) from `x29`.
+    fn cfa_from_fp(self) -> u64 {
+        if self.combined {
+            16 + self.locals
+        } else {
+            16
+        }
+    }
+
+    /// Builds the frame, described.
+    fn enter(self, ops: &mut Ops, steps: &mut Vec<FrameStep>) -> Result<()> {
+        let total = if self.combined { 16 + self.locals } else { 16 };
+        let t = total as i32;
+        a64!(ops ; stp x29, x30, [sp, -t]!);
+        note(ops, steps, cfa(SP, t));
+        let saved = |r, offset| FrameChange::Saved {
+            reg: Loc::Gpr(r),
+            offset,
+        };
+        note(ops, steps, saved(FP, -t));
+        note(ops, steps, saved(LR, 8 - t));
+        a64!(ops ; mov x29, sp);
+        note(ops, steps, cfa(FP, t));
+        if !self.combined {
+            alloc_frame(ops, self.locals)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the frame down and returns, described.
+    fn leave(self, ops: &mut Ops, steps: &mut Vec<FrameStep>) {
+        let total = if self.combined {
+            16 + self.locals as i32
+        } else {
+            a64!(ops ; mov sp, x29);
+            note(ops, steps, cfa(SP, 16));
+            16
+        };
+        a64!(ops ; ldp x29, x30, [sp], total);
+        note(ops, steps, cfa(SP, 0));
+        note(ops, steps, FrameChange::Restored(Loc::Gpr(FP)));
+        note(ops, steps, FrameChange::Restored(Loc::Gpr(LR)));
+        a64!(ops ; ret);
+    }
 }
 
 fn finish(ops: Ops, frame: Vec<FrameStep>) -> Result<Code> {
@@ -739,53 +798,45 @@ fn check_piece(i: usize, p: &Piece, ret: bool) -> Result<()> {
 // Call stubs.
 // ---------------------------------------------------------------------------
 
-/// Where things sit in a framed stub's frame.
+/// Where things sit in a framed stub's frame (offsets from `sp`).
 struct StubFrame {
-    /// Bytes below `x29` (16-aligned).
-    size: u64,
-    /// Where `rvalue` is kept (`x29 - 16`), when the result is stored
-    /// after the call.
-    rvalue_slot: bool,
-    /// `sp`-relative offset of each by-reference argument's copy.
+    frame: Frame,
+    /// Where `rvalue` is kept, when the result is stored after the call.
+    rvalue_slot: Option<u64>,
+    /// Each by-reference argument's copy.
     copies: Vec<Option<u64>>,
-    /// `sp`-relative offset of the buffer a null `rvalue` returns into.
+    /// The buffer a null `rvalue` returns into.
     sret_temp: Option<u64>,
 }
 
 impl StubFrame {
     fn layout(plan: &CallPlan, form: EntryForm) -> Result<StubFrame> {
+        // Offsets from the start of the locals first; the outgoing area
+        // (split frames only) comes first.
         let mut at = u64::from(plan.stack_bytes);
-        let mut copies = Vec::with_capacity(plan.args.len());
-        for a in &plan.args {
-            copies.push(match a.pass {
-                ArgPass::Indirect { .. } => {
-                    let slot = at;
-                    at = round16(at + a.ty.size() as u64);
-                    Some(slot)
-                }
-                ArgPass::Direct(_) => None,
-            });
-        }
-        let sret = matches!(plan.ret.pass, RetPass::Indirect { .. });
-        let sret_temp = if sret && form == EntryForm::Libffi {
+        let mut take = |bytes: u64| {
             let slot = at;
-            at = round16(at + plan.ret.ty.size() as u64);
-            Some(slot)
-        } else {
-            None
+            at = round16(at + bytes);
+            slot
         };
-        let rvalue_slot = form == EntryForm::Libffi && matches!(plan.ret.pass, RetPass::Direct(_));
-        let size = round16(at) + if rvalue_slot { 16 } else { 0 };
-        if size > MAX_FRAME {
-            return Err(asm_err(format!(
-                "a frame of {size} bytes (the most is {MAX_FRAME})"
-            )));
-        }
+        let rvalue_slot = (form == EntryForm::Libffi
+            && matches!(plan.ret.pass, RetPass::Direct(_)))
+        .then(|| take(8));
+        let copies: Vec<Option<u64>> = plan
+            .args
+            .iter()
+            .map(|a| matches!(a.pass, ArgPass::Indirect { .. }).then(|| take(a.ty.size() as u64)))
+            .collect();
+        let sret_temp = (form == EntryForm::Libffi
+            && matches!(plan.ret.pass, RetPass::Indirect { .. }))
+        .then(|| take(plan.ret.ty.size() as u64));
+        let frame = Frame::new(round16(at), plan.stack_bytes > 0)?;
+        let base = frame.locals_at();
         Ok(StubFrame {
-            size,
-            rvalue_slot,
-            copies,
-            sret_temp,
+            frame,
+            rvalue_slot: rvalue_slot.map(|o| o + base),
+            copies: copies.into_iter().map(|c| c.map(|o| o + base)).collect(),
+            sret_temp: sret_temp.map(|o| o + base),
         })
     }
 }
@@ -816,17 +867,18 @@ pub fn compile_call(plan: &CallPlan, form: EntryForm) -> Result<Vec<u8>> {
 /// let code = aarch64::compile_call_with_unwind(&plan, EntryForm::Libffi).unwrap();
 /// let (sp, fp, lr) = (Loc::Gpr(31), Loc::Gpr(29), Loc::Gpr(30));
 /// let changes: Vec<_> = code.frame.iter().map(|s| s.change).take(4).collect();
+/// // stp x29, x30, [sp, #-32]! (the record and a slot for rvalue); mov x29, sp
 /// assert_eq!(changes, [
-///     Cfa { reg: sp, offset: 16 }, Saved { reg: fp, offset: -16 }, Saved { reg: lr, offset: -8 },
-///     Cfa { reg: fp, offset: 16 },
+///     Cfa { reg: sp, offset: 32 }, Saved { reg: fp, offset: -32 }, Saved { reg: lr, offset: -24 },
+///     Cfa { reg: fp, offset: 32 },
 /// ]);
 /// assert_eq!(code.frame[0].offset, 4);
 /// ```
 pub fn compile_call_with_unwind(plan: &CallPlan, form: EntryForm) -> Result<Code> {
     check_plan(plan)?;
     let frame = StubFrame::layout(plan, form)?;
-    let tail =
-        frame.size == 0 && (form == EntryForm::Packed || matches!(plan.ret.pass, RetPass::Void));
+    let tail = frame.frame.locals == 0
+        && (form == EntryForm::Packed || matches!(plan.ret.pass, RetPass::Void));
     let mut s = Stub {
         ops: VecAssembler::new(0),
         frame: Vec::with_capacity(if tail { 0 } else { 10 }),
@@ -836,8 +888,7 @@ pub fn compile_call_with_unwind(plan: &CallPlan, form: EntryForm) -> Result<Code
         base: if uses_x2(plan) { BASE } else { 2 },
     };
     if !tail {
-        push_frame(&mut s.ops, &mut s.frame);
-        alloc_frame(&mut s.ops, frame.size)?;
+        frame.frame.enter(&mut s.ops, &mut s.frame)?;
     }
     s.entry(&frame)?;
     s.copies(&frame)?;
@@ -852,10 +903,10 @@ pub fn compile_call_with_unwind(plan: &CallPlan, form: EntryForm) -> Result<Code
         return finish(s.ops, s.frame);
     }
     a64!(ops ; blr X(FN));
-    if frame.rvalue_slot {
-        s.store_return()?;
+    if let Some(slot) = frame.rvalue_slot {
+        s.store_return(slot)?;
     }
-    pop_frame_and_return(&mut s.ops, &mut s.frame);
+    frame.frame.leave(&mut s.ops, &mut s.frame);
     finish(s.ops, s.frame)
 }
 
@@ -880,8 +931,8 @@ impl Stub<'_> {
         if self.plan.static_chain.is_some() {
             a64!(ops ; mov X(CHAIN_STASH), x3);
         }
-        if frame.rvalue_slot {
-            a64!(ops ; stur x1, [x29, -16]);
+        if let Some(slot) = frame.rvalue_slot {
+            store_via(ops, Width::Gpr(8), 1, Mem::sp(slot)?, SCRATCH)?;
         }
         if matches!(self.plan.ret.pass, RetPass::Indirect { .. }) {
             match frame.sret_temp {
@@ -958,18 +1009,40 @@ impl Stub<'_> {
     /// Register pieces, last: nothing after them touches an argument
     /// register.
     fn registers(&mut self) -> Result<()> {
-        for (i, a) in self.plan.args.iter().enumerate() {
-            let ArgPass::Direct(pieces) = &a.pass else {
-                continue;
-            };
-            let in_regs: Vec<&Piece> = pieces
-                .iter()
-                .filter(|p| !matches!(p.loc, Loc::Stack(_)))
-                .collect();
+        let in_regs_of = |i: usize| -> Vec<&Piece> {
+            match &self.plan.args[i].pass {
+                ArgPass::Direct(pieces) => pieces
+                    .iter()
+                    .filter(|p| !matches!(p.loc, Loc::Stack(_)))
+                    .collect(),
+                ArgPass::Indirect { .. } => Vec::new(),
+            }
+        };
+        // The libffi form loads two neighbours' addresses with one ldp:
+        // argument i's into x11, i + 1's into x14.
+        let mut in_x14: Option<usize> = None;
+        for i in 0..self.plan.args.len() {
+            let in_regs = in_regs_of(i);
             if in_regs.is_empty() {
                 continue;
             }
-            let base = self.source(i)?;
+            let base = if in_x14 == Some(i) {
+                Mem { base: T2, off: 0 }
+            } else {
+                let next = i + 1 < self.plan.args.len() && !in_regs_of(i + 1).is_empty();
+                if self.form == EntryForm::Libffi
+                    && next
+                    && self.arg_in_x11 != Some(i)
+                    && 8 * i < 504
+                {
+                    let (b, o) = (self.base, 8 * i as i32);
+                    let ops = &mut self.ops;
+                    a64!(ops ; ldp X(ARG), X(T2), [X(b), o]);
+                    self.arg_in_x11 = Some(i);
+                    in_x14 = Some(i + 1);
+                }
+                self.source(i)?
+            };
             let mut k = 0;
             while k < in_regs.len() {
                 let p = in_regs[k];
@@ -1006,12 +1079,13 @@ impl Stub<'_> {
 
     /// The libffi form's result: each return piece stored through the
     /// saved `rvalue`, unless it is null.
-    fn store_return(&mut self) -> Result<()> {
+    fn store_return(&mut self, rvalue_slot: u64) -> Result<()> {
         let RetPass::Direct(pieces) = &self.plan.ret.pass else {
             return Ok(());
         };
         let ops = &mut self.ops;
-        a64!(ops ; ldur X(RECORD), [x29, -16] ; cbz X(RECORD), >done);
+        load(ops, Width::Gpr(8), RECORD, Mem::sp(rvalue_slot)?)?;
+        a64!(ops ; cbz X(RECORD), >done);
         let dst = Mem {
             base: RECORD,
             off: 0,
@@ -1075,16 +1149,20 @@ enum ArgHome {
 }
 
 struct ThunkFrame {
-    /// Bytes below `x29`.
-    size: u64,
+    frame: Frame,
+    /// `sp` offset of the argument-pointer array.
+    args_at: u64,
     homes: Vec<ArgHome>,
-    /// `sp` offset of the return buffer (results in registers).
+    /// `sp` offset of the return buffer (none for a value returned in
+    /// memory).
     ret_buffer: Option<u64>,
 }
 
 impl ThunkFrame {
+    /// Value slots are 8-aligned (16 for 16-aligned types) and packed, so
+    /// neighbouring register arguments are stored in pairs.
     fn layout(plan: &CallPlan) -> Result<ThunkFrame> {
-        let mut at = round16(8 * plan.args.len() as u64);
+        let mut at = 8 * plan.args.len() as u64;
         let mut homes = Vec::with_capacity(plan.args.len());
         for a in &plan.args {
             homes.push(match &a.pass {
@@ -1092,8 +1170,9 @@ impl ThunkFrame {
                 ArgPass::Direct(pieces) => match whole_on_stack(pieces) {
                     Some(off) => ArgHome::Caller(off),
                     None => {
-                        let slot = at;
-                        at = round16(at + (a.ty.size() as u64).max(8));
+                        let align = (a.ty.align() as u64).clamp(8, 16);
+                        let slot = at.div_ceil(align) * align;
+                        at = slot + slot_size(a.ty.size());
                         ArgHome::Slot(slot)
                     }
                 },
@@ -1102,23 +1181,32 @@ impl ThunkFrame {
         // A void result still gets a buffer: handlers may store an ffi_arg.
         let ret_buffer = match plan.ret.pass {
             RetPass::Direct(_) | RetPass::Void => {
-                let slot = at;
-                at += round16(plan.ret.ty.size() as u64).max(16);
+                let slot = round16(at);
+                at = slot + round16(plan.ret.ty.size() as u64).max(16);
                 Some(slot)
             }
-            _ => None,
+            RetPass::Indirect { .. } => None,
         };
-        if at > MAX_FRAME {
-            return Err(asm_err(format!(
-                "a frame of {at} bytes (the most is {MAX_FRAME})"
-            )));
+        let frame = Frame::new(round16(at), false)?;
+        let base = frame.locals_at();
+        for h in &mut homes {
+            if let ArgHome::Slot(slot) = h {
+                *slot += base;
+            }
         }
         Ok(ThunkFrame {
-            size: at,
+            frame,
+            args_at: base,
             homes,
-            ret_buffer,
+            ret_buffer: ret_buffer.map(|b| b + base),
         })
     }
+}
+
+/// A value slot's size: the value rounded up to whole 8-byte words, which
+/// the thunk stores register pieces as.
+fn slot_size(value_size: usize) -> u64 {
+    (value_size as u64).max(8).div_ceil(8) * 8
 }
 
 /// The plan offset of an argument that sits whole and in order in the
@@ -1158,8 +1246,7 @@ pub fn compile_closure_thunk_with_unwind(plan: &CallPlan) -> Result<Code> {
     let mut steps = Vec::with_capacity(10);
     // The record's register must survive the spills: only x9-x16 are used.
     let go = plan.static_chain.is_some();
-    push_frame(&mut ops, &mut steps);
-    alloc_frame(&mut ops, frame.size)?;
+    frame.frame.enter(&mut ops, &mut steps)?;
     spill_arguments(&mut ops, plan, &frame)?;
     point_at_arguments(&mut ops, plan, &frame)?;
     // fun(cif, rvalue, args, user_data)
@@ -1180,67 +1267,83 @@ pub fn compile_closure_thunk_with_unwind(plan: &CallPlan) -> Result<Code> {
         Some(buf) => address(&mut ops, 1, SP, buf as i64, SCRATCH)?,
         None => a64!(ops ; mov x1, x8),
     }
-    a64!(ops ; mov x2, sp ; blr X(SCRATCH));
+    address(&mut ops, 2, SP, frame.args_at as i64, SCRATCH)?;
+    a64!(ops ; blr X(SCRATCH));
     if let (Some(buf), RetPass::Direct(pieces)) = (frame.ret_buffer, &plan.ret.pass) {
         load_return(&mut ops, pieces, Mem::sp(buf)?)?;
     }
-    pop_frame_and_return(&mut ops, &mut steps);
+    frame.frame.leave(&mut ops, &mut steps);
     finish(ops, steps)
 }
 
-/// Stores every register piece into its argument's slot (whole registers:
-/// a slot is at least 8 bytes and 16-aligned, pieces start at multiples of
-/// their size), and copies stack pieces of arguments that are not whole on
-/// the stack.
+/// One register piece's store into a value slot.
+struct Spill {
+    reg: u8,
+    width: Width,
+    at: Mem,
+    /// Stored at its exact size (it ends where the slot ends).
+    exact: Option<u32>,
+}
+
+/// Stores every register piece into its argument's slot (general pieces
+/// as whole words: slots are whole words), neighbours in pairs across
+/// arguments, then copies the stack pieces of arguments that are not
+/// whole on the stack.
 fn spill_arguments(ops: &mut Ops, plan: &CallPlan, frame: &ThunkFrame) -> Result<()> {
+    let cfa = frame.frame.cfa_from_fp();
+    let mut spills: Vec<Spill> = Vec::new();
+    let mut stack_copies: Vec<(Mem, Mem, u32)> = Vec::new();
     for (i, a) in plan.args.iter().enumerate() {
         let (ArgPass::Direct(pieces), ArgHome::Slot(slot)) = (&a.pass, frame.homes[i]) else {
             continue;
         };
-        let slot_size = round16((a.ty.size() as u64).max(8)) as i64;
+        let size = slot_size(a.ty.size()) as i64;
         let slot = Mem::sp(slot)?;
-        let mut k = 0;
-        while k < pieces.len() {
-            let p = &pieces[k];
-            let m = slot.plus(i64::from(p.offset));
-            let width = match p.loc {
-                Loc::Gpr(_) => Width::Gpr(8),
-                _ => Width::Vec(p.size as u8),
-            };
-            if let Some(q) = pieces.get(k + 1) {
-                let next = match (p.loc, q.loc) {
-                    (Loc::Gpr(r), Loc::Gpr(s))
-                        if q.offset == p.offset + 8 && i64::from(q.offset) + 8 <= slot_size =>
-                    {
-                        Some((r, s))
-                    }
-                    (Loc::Vec(r), Loc::Vec(s))
-                        if q.size == p.size && q.offset == p.offset + p.size =>
-                    {
-                        Some((r, s))
-                    }
-                    _ => None,
-                };
-                if let Some((r, s)) = next {
-                    if store_pair(ops, width, r, s, m) {
-                        k += 2;
-                        continue;
-                    }
-                }
-            }
+        for p in pieces {
+            let at = slot.plus(i64::from(p.offset));
             match p.loc {
-                Loc::Gpr(r) if i64::from(p.offset) + 8 > slot_size => {
-                    store_bytes(ops, r, m, p.size, SCRATCH)?
-                }
-                Loc::Gpr(r) | Loc::Vec(r) => store_via(ops, width, r, m, SCRATCH)?,
+                Loc::Gpr(r) => spills.push(Spill {
+                    reg: r,
+                    width: Width::Gpr(8),
+                    at,
+                    exact: (i64::from(p.offset) + 8 > size).then_some(p.size),
+                }),
+                Loc::Vec(r) => spills.push(Spill {
+                    reg: r,
+                    width: Width::Vec(p.size as u8),
+                    at,
+                    exact: None,
+                }),
                 Loc::Stack(off) => {
-                    let src = Mem::at(FP, 16 + u64::from(off))?;
-                    copy_bytes_thunk(ops, src, m, p.size)?;
+                    let src = Mem::at(FP, cfa + u64::from(off))?;
+                    stack_copies.push((src, at, p.size));
                 }
                 Loc::X87(_) => return Err(asm_err(format!("argument {i}: x87 piece"))),
             }
-            k += 1;
         }
+    }
+    let mut k = 0;
+    while k < spills.len() {
+        let a = &spills[k];
+        if let Some(b) = spills.get(k + 1) {
+            if a.exact.is_none()
+                && b.exact.is_none()
+                && a.width == b.width
+                && b.at.off == a.at.off + a.width.size()
+                && store_pair(ops, a.width, a.reg, b.reg, a.at)
+            {
+                k += 2;
+                continue;
+            }
+        }
+        match a.exact {
+            Some(n) => store_bytes(ops, a.reg, a.at, n, SCRATCH)?,
+            None => store_via(ops, a.width, a.reg, a.at, SCRATCH)?,
+        }
+        k += 1;
+    }
+    for (src, dst, n) in stack_copies {
+        copy_bytes_thunk(ops, src, dst, n)?;
     }
     Ok(())
 }
@@ -1287,10 +1390,11 @@ fn point_at_arguments(ops: &mut Ops, plan: &CallPlan, frame: &ThunkFrame) -> Res
     let n = frame.homes.len();
     let mut i = 0;
     while i < n {
-        address_of_argument(ops, plan, frame.homes[i], i, FN)?;
-        let at = Mem::sp(8 * i as u64)?;
+        let cfa = frame.frame.cfa_from_fp();
+        address_of_argument(ops, plan, frame.homes[i], i, FN, cfa)?;
+        let at = Mem::sp(frame.args_at + 8 * i as u64)?;
         if i + 1 < n {
-            address_of_argument(ops, plan, frame.homes[i + 1], i + 1, BASE)?;
+            address_of_argument(ops, plan, frame.homes[i + 1], i + 1, BASE, cfa)?;
             if !store_pair(ops, Width::Gpr(8), FN, BASE, at) {
                 store_via(ops, Width::Gpr(8), FN, at, SCRATCH)?;
                 store_via(ops, Width::Gpr(8), BASE, at.plus(8), SCRATCH)?;
@@ -1311,16 +1415,17 @@ fn address_of_argument(
     home: ArgHome,
     i: usize,
     r: u8,
+    cfa: u64,
 ) -> Result<()> {
     match home {
         ArgHome::Slot(slot) => address(ops, r, SP, slot as i64, SCRATCH),
-        ArgHome::Caller(off) => address(ops, r, FP, 16 + i64::from(off), SCRATCH),
+        ArgHome::Caller(off) => address(ops, r, FP, cfa as i64 + i64::from(off), SCRATCH),
         ArgHome::Pointer(Loc::Gpr(p)) => {
             a64!(ops ; mov X(r), X(p));
             Ok(())
         }
         ArgHome::Pointer(Loc::Stack(off)) => {
-            load(ops, Width::Gpr(8), r, Mem::at(FP, 16 + u64::from(off))?)
+            load(ops, Width::Gpr(8), r, Mem::at(FP, cfa + u64::from(off))?)
         }
         ArgHome::Pointer(other) => Err(asm_err(format!(
             "argument {i}: address in {}",
