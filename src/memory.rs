@@ -126,11 +126,15 @@
 //! A call of `ti` arrives with the caller's arguments untouched, puts the
 //! record's address in `r11` (a scratch register no C argument uses), and
 //! jumps through the record's first word to the thunk of the closure's
-//! signature, which reads the handler and its data from `r11`. The code
-//! page is written once, before it becomes read-execute with `mprotect`,
-//! and never again, so this works the same under both strategies and
-//! needs no instruction-cache maintenance or cross-core serialisation when
-//! a slot is reused. Where policy forbids executable anonymous memory but
+//! signature, which reads the handler and its data from `r11`. On AArch64
+//! the same 16 bytes are `adrp x17, ri; add x17, x17, :lo12:ri; ldr x16,
+//! [x17]; br x16`: the record in `x17` (the second intra-procedure-call
+//! scratch register, which no argument uses), reach +-4 GiB. The code
+//! page is written once, before it becomes read-execute with `mprotect`
+//! (its instruction cache made coherent once, on AArch64), and never
+//! again, so this works the same under both strategies and needs no
+//! instruction-cache maintenance or cross-core serialisation when a slot
+//! is reused. Where policy forbids executable anonymous memory but
 //! allows executable memfds (SELinux `deny_execmem`), the filled code page
 //! is replaced in place by a read-execute view of a sealed memfd
 //! (`jitffi-closures`) holding the same bytes.

@@ -29,15 +29,21 @@
 //!   assert_eq!(code.len(), 4 * 4);
 //!   assert!(code.ends_with(&0xD61F_0120u32.to_le_bytes())); // br x9
 //!   ```
-//! - *Framed stubs*, everything else:
+//! - *Framed stubs*, everything else. The frame is the frame record
+//!   (`x29`, `x30`; `x29` points at it, keeping the frame-pointer chain)
+//!   and the locals: the saved `rvalue` (libffi form with a result in
+//!   registers), by-reference copies and the sret buffer used when `rvalue`
+//!   is null, each 16-aligned. Without stack arguments the record sits at
+//!   the bottom and one `stp x29, x30, [sp, #-N]!` / `ldp x29, x30, [sp],
+//!   #N` makes and unmakes the whole frame, as gcc does; with them the
+//!   outgoing area must be at `sp`, so the record is pushed first and the
+//!   locals allocated below it (pages probed one by one past 4 KiB):
 //!
 //! ```text
 //!   [x29 + 16 ..]  our caller's frame (CFA = x29 + 16)
 //!   [x29 + 8]      x30, our return address
-//!   [x29]          caller's x29        <- x29 (frame-pointer chain)
-//!   [x29 - 16]     rvalue (libffi form with a result in registers)
-//!   ...            temporaries: by-reference copies, the sret buffer used
-//!                  when rvalue is null; each 16-aligned
+//!   [x29]          caller's x29        <- x29
+//!   ...            locals
 //!   [sp + off]     outgoing argument area (plan.stack_bytes) <- sp
 //! ```
 //!
@@ -64,15 +70,19 @@
 //! widened from their own size, so a handler may write an `ffi_arg` or the
 //! bare value).
 //!
+//! The thunk's frame is always the combined shape when it fits (the
+//! record at the bottom, then the locals):
+//!
 //! ```text
-//!   [x29 + 16 + off]  the caller's stack arguments (plan offset `off`)
-//!   [x29 + 8]    x30
-//!   [x29]        caller's x29          <- x29
+//!   [CFA + off]  the caller's stack arguments (plan offset `off`)
 //!   ...          return buffer: max(16, round16(size)) bytes (none for a
 //!                value returned in memory: the handler writes straight
 //!                into the caller's buffer, whose address came in x8)
-//!   ...          value slots, 16-aligned, one per argument in registers
-//!   [sp + 8i]    args[i]               <- sp
+//!   ...          value slots, packed: 8-aligned (16 for 16-aligned
+//!                types), whole words, one per argument in registers, so
+//!                neighbouring registers are stored with one stp
+//!   [sp + 16 + 8i]  args[i]
+//!   [sp]         x29, x30              <- sp = x29
 //! ```
 //!
 //! `args[i]` points into the caller's area for an argument that arrives
@@ -95,9 +105,9 @@
 //! [`compile_call_with_unwind`] and [`compile_closure_thunk_with_unwind`]
 //! describe the frame with registers by DWARF number (`x0`-`x30` = 0-30,
 //! `sp` = 31): at entry the CFA is `sp` and the return address is in
-//! `x30`; `stp x29, x30, [sp, #-16]!` makes it `sp + 16` with `x29` and
-//! `x30` saved at `CFA - 16` and `CFA - 8`; `mov x29, sp` makes it
-//! `x29 + 16`, which then covers the probe loop, the copies and the call;
+//! `x30`; `stp x29, x30, [sp, #-N]!` makes it `sp + N` with `x29` and
+//! `x30` saved at `CFA - N` and `CFA - N + 8`; `mov x29, sp` makes it
+//! `x29 + N`, which then covers the probe loop, the copies and the call;
 //! the epilogue undoes both. Tail stubs never move `sp` and have no steps.
 //!
 //! # Instruction cache
