@@ -60,8 +60,9 @@ pub mod record {
 
 /// The closure thunk of `cif`'s shape, compiled on first use and shared,
 /// for code that fills closure records itself (the C API's
-/// `ffi_prep_closure_loc`): entered with a record's address in `r11` (a
-/// slot trampoline, or any code that sets `r11` and jumps here), it runs
+/// `ffi_prep_closure_loc`): entered with a record's address in `r11`
+/// (x86-64) or `x17` (AArch64) (a slot trampoline, or any code that sets
+/// that register and jumps here), it runs
 /// `record.FUN(record.CIF, rvalue, args, record.USER_DATA)` with the
 /// words at those [`record`] offsets, and reads nothing else of the record.
 ///
