@@ -781,8 +781,7 @@ fn check_piece(i: usize, p: &Piece, ret: bool) -> Result<()> {
         Loc::Stack(_) => !ret,
         Loc::X87(_) => false,
     };
-    // Extension matters in registers only: a callee reads a narrow stack
-    // argument at its own width, so stack pieces are copied as bytes.
+    // A narrow stack piece with an Ext is widened to its 8-byte slot.
     let ext_ok = p.ext == Ext::None
         || matches!(
             (p.loc, p.size),
@@ -985,9 +984,26 @@ impl Stub<'_> {
                 }
                 ArgPass::Direct(pieces) => {
                     for p in pieces {
-                        if let Loc::Stack(off) = p.loc {
-                            let src = self.source(i)?.plus(i64::from(p.offset));
-                            copy_bytes(&mut self.ops, src, Mem::sp(u64::from(off))?, p.size)?;
+                        let Loc::Stack(off) = p.loc else {
+                            continue;
+                        };
+                        let src = self.source(i)?.plus(i64::from(p.offset));
+                        let dst = Mem::sp(u64::from(off))?;
+                        // A narrow integer fills its whole 8-byte slot,
+                        // extended as the plan says (the plan gives no Ext
+                        // where slots are packed, as on Apple's stack).
+                        let widen = match p.ext {
+                            _ if u64::from(off) + 8 > u64::from(self.plan.stack_bytes) => None,
+                            Ext::Sign => Some(Width::Signed(p.size as u8)),
+                            Ext::Zero => Some(Width::Gpr(p.size as u8)),
+                            Ext::None => None,
+                        };
+                        match widen {
+                            Some(w) => {
+                                load(&mut self.ops, w, T1, src)?;
+                                store_via(&mut self.ops, Width::Gpr(8), T1, dst, SCRATCH)?;
+                            }
+                            None => copy_bytes(&mut self.ops, src, dst, p.size)?,
                         }
                     }
                 }
