@@ -1,4 +1,5 @@
-/* ffi_call on x86-64 System V (FFI_DEFAULT_ABI): every scalar type,
+/* ffi_call under the target's FFI_DEFAULT_ABI (System V on x86-64,
+   AAPCS64 on AArch64): every scalar type,
    narrow-return widening, many and mixed arguments, structs (nested, laid
    out by ffi_prep_cif, in registers and in memory), long double, complex,
    variadic calls, null rvalue, copied cifs. Each result is checked against

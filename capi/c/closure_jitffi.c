@@ -11,8 +11,9 @@
      middle of one of our records, Java raw closures with
      struct, complex or long double arguments, sizes beyond the largest
      record;
-   - a returned struct { long double } comes back in st(0), as gcc
-     expects (libffi 3.4.4 returns it in rax:rdx);
+   - a returned struct { long double } comes back where gcc expects it
+     (x86-64: in st(0), where libffi 3.4.4 returns it in rax:rdx;
+     AArch64: in q0, a one-member HFA);
    - a closure called before it was prepared, or after it was freed,
      aborts with a message instead of running anything.
    SPDX-License-Identifier: MIT OR Apache-2.0 */
@@ -142,7 +143,9 @@ static void t_refusals(void) {
         "copied cif");
   CHECK(((int (*)(int))code)(1) == 6, "copied cif call");
 
-  /* An ffi_raw_closure is 72 bytes: not in a 56-byte record. */
+  /* An ffi_raw_closure (72 bytes on x86-64; 64 on AArch64, where the
+     closure starts 8 bytes into the record) does not fit in a standard
+     64-byte record. */
   CHECK(ffi_prep_raw_closure_loc((ffi_raw_closure *)c, &int_cif, h_raw, NULL,
                                  code) == FFI_BAD_TYPEDEF,
         "raw closure in a small record");
@@ -185,7 +188,8 @@ static void t_refusals(void) {
   printf("refusals     ok\n");
 }
 
-/* struct { long double } is class X87: returned in st(0). */
+/* struct { long double }: class X87 on x86-64 (st(0)), an HFA of one
+   quad on AArch64 (q0). */
 typedef struct { long double v; } LD1;
 static ffi_type *ld1_el[] = {&ffi_type_longdouble, NULL};
 static ffi_type ld1_t = {0, 0, FFI_TYPE_STRUCT, ld1_el};
@@ -267,7 +271,12 @@ static void t_reuse(void) {
   ffi_type *at[2] = {&ffi_type_double, &ffi_type_sint8};
   prep(&cifs[0], FFI_DEFAULT_ABI, 0, &ffi_type_sint32, NULL);
   prep(&cifs[1], FFI_DEFAULT_ABI, 2, &ffi_type_sint32, at);
+#if defined(__x86_64__)
   prep(&cifs[2], FFI_WIN64, 2, &ffi_type_sint32, at);
+#else
+  ffi_type *at3[3] = {&ffi_type_float, &ffi_type_sint8, &ffi_type_double};
+  prep(&cifs[2], FFI_DEFAULT_ABI, 3, &ffi_type_sint32, at3);
+#endif
   int ok = 1;
   for (int round = 0; round < 300; round++) {
     void *code;
@@ -278,7 +287,11 @@ static void t_reuse(void) {
     case 0: ok &= ((int (*)(void))code)() == 1; break;
     case 1: ok &= ((int (*)(double, int8_t))code)(1.0, 2) == 1; break;
     case 2:
+#if defined(__x86_64__)
       ok &= ((int (__attribute__((ms_abi)) *)(double, int8_t))code)(1.0, 2) == 1;
+#else
+      ok &= ((int (*)(float, int8_t, double))code)(1.0f, 2, 3.0) == 1;
+#endif
       break;
     }
     ffi_closure_free(c);

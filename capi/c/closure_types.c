@@ -5,13 +5,13 @@
    Covers every scalar type, structs by value (small, mixed, SSE pairs,
    memory/sret, under register pressure), long double, complex, a
    variadic cif called as a variadic function, Win64 closures called
-   through ms_abi pointers, records bigger than an ffi_closure, closures
+   through ms_abi pointers (x86-64), records bigger than an ffi_closure, closures
    in the client's own double-mapped (memfd) and RWX memory, and raw and
    Java raw closures.
 
-   Left out, because libffi 3.4.4 disagrees with gcc: a returned struct
-   whose only member is a long double (gcc: st(0); libffi: rax:rdx);
-   closure_jitffi.c checks it against ours alone.
+   Left out, because libffi 3.4.4 disagrees with gcc on x86-64: a
+   returned struct whose only member is a long double (gcc: st(0);
+   libffi: rax:rdx); closure_jitffi.c checks it against ours alone.
    SPDX-License-Identifier: MIT OR Apache-2.0 */
 
 #define _GNU_SOURCE
@@ -412,6 +412,8 @@ static void t_variadic(void) {
 
 /* ---- Win64 --------------------------------------------------------------- */
 
+#if defined(__x86_64__)
+
 typedef double (__attribute__((ms_abi)) *w64_fn)(int, double, int64_t, float,
                                                   int, double, S1, S3);
 typedef S3 (__attribute__((ms_abi)) *w64_sret_fn)(S3, int, S5);
@@ -485,6 +487,7 @@ static void t_win64(ffi_abi abi, const char *name) {
   CHECK(n == 4, "%s narrow %u", name, n);
   ffi_closure_free(c);
 }
+#endif /* __x86_64__ */
 
 /* ---- records bigger than an ffi_closure ----------------------------------- */
 
@@ -815,8 +818,10 @@ int main(void) {
   t_pressure();
   t_struct_long_double();
   t_variadic();
+#if defined(__x86_64__)
   t_win64(FFI_WIN64, "win64");
   t_win64(FFI_GNUW64, "gnuw64");
+#endif
   t_big();
   t_memfd();
   t_rwx();

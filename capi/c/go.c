@@ -1,6 +1,7 @@
 /* Go closures: ffi_prep_go_closure and ffi_call_go, the static chain
-   (r10) in both directions. Callers pass the chain with gcc's
-   __builtin_call_with_static_chain; callees read it in assembly. */
+   (r10 on x86-64, x18 on AArch64) in both directions. Callers pass the
+   chain with gcc's __builtin_call_with_static_chain; callees read it in
+   assembly. */
 #include "check.h"
 
 /* A Go closure with the client's own data after it: the handler gets the
@@ -40,9 +41,10 @@ static void big_handler(ffi_cif *cif, void *ret, void **args, void *user) {
   *(big *)ret = r;
 }
 
-/* Callees reading their static chain: r10 plus the arguments. */
+/* Callees reading their static chain register plus the arguments. */
 int64_t go_chain_plus(int64_t a, int64_t b);      /* chain + 3a + b */
 double go_chain_scale(double x, int64_t n);        /* x * n + chain */
+#if defined(__x86_64__)
 asm(R"(
     .pushsection .text
     .globl go_chain_plus, go_chain_scale
@@ -63,6 +65,30 @@ go_chain_scale:
     .size go_chain_scale, .-go_chain_scale
     .popsection
 )");
+#elif defined(__aarch64__)
+asm(R"(
+    .pushsection .text
+    .globl go_chain_plus, go_chain_scale
+    .type go_chain_plus, %function
+go_chain_plus:
+    add x0, x0, x0, lsl #1
+    add x0, x0, x1
+    add x0, x0, x18
+    ret
+    .size go_chain_plus, .-go_chain_plus
+    .type go_chain_scale, %function
+go_chain_scale:
+    scvtf d1, x0
+    fmul d0, d0, d1
+    scvtf d1, x18
+    fadd d0, d0, d1
+    ret
+    .size go_chain_scale, .-go_chain_scale
+    .popsection
+)");
+#else
+#error "static chain callees for this target"
+#endif
 
 int main(void) {
   /* Closures called with the chain. */
@@ -84,7 +110,8 @@ int main(void) {
   printf("go add second: %lld\n", (long long)r3);
   CHECK(r3 == 6, "second closure result");
 
-  /* Struct in SSE registers and a struct returned in them. */
+  /* A struct in floating-point registers (SSE; an HFA on AArch64), and
+     returned in them. */
   ffi_type *pt_elems[3] = {&ffi_type_double, &ffi_type_double, NULL};
   ffi_type pt_type = {0, 0, FFI_TYPE_STRUCT, pt_elems};
   ffi_type *sd[2] = {&pt_type, &ffi_type_double};

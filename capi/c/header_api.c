@@ -78,9 +78,16 @@ static ffi_type *const objects[] = {
 #endif
 };
 
-#if !FFI_CLOSURES || FFI_NATIVE_RAW_API || FFI_TRAMPOLINE_SIZE != 32 || \
-    FFI_SIZEOF_ARG != 8 || FFI_SIZEOF_JAVA_RAW != 8
-#error "x86-64 target macros"
+#if !FFI_CLOSURES || FFI_NATIVE_RAW_API || FFI_SIZEOF_ARG != 8 || \
+    FFI_SIZEOF_JAVA_RAW != 8 || !FFI_GO_CLOSURES
+#error "target macros"
+#endif
+#if defined(__x86_64__) && FFI_TRAMPOLINE_SIZE != 32
+#error "x86-64 trampoline size"
+#endif
+#if defined(__aarch64__) && (FFI_TRAMPOLINE_SIZE != 24 || \
+                             FFI_TRAMPOLINE_CLOSURE_OFFSET != 24)
+#error "AArch64 trampoline size"
 #endif
 
 int main(void) {

@@ -1,7 +1,8 @@
 /* ffi.h: the C interface of the jitffi libffi.so.8.
 
-   Source-compatible with libffi 3.4's <ffi.h> for x86-64 Linux (same
-   types, layouts, constants, macros and functions), plus libffi 3.5's
+   Source-compatible with libffi 3.4's <ffi.h> for x86-64 and AArch64
+   Linux (same types, layouts, constants, macros and functions; the
+   target's part is in <ffitarget.h>), plus libffi 3.5's
    version queries. Calls go through code compiled once per call shape by
    jitffi instead of libffi's interpreter.
 
@@ -18,8 +19,15 @@
 extern "C" {
 #endif
 
+/* The target libffi was configured for. */
+#if defined(__x86_64__)
 #ifndef X86_64
 #define X86_64
+#endif
+#elif defined(__aarch64__)
+#ifndef AARCH64
+#define AARCH64
+#endif
 #endif
 
 /* ---- Type codes (the `type` field of ffi_type) ------------------------ */
@@ -165,7 +173,8 @@ FFI_API size_t ffi_java_raw_size(ffi_cif *cif) __attribute__((deprecated));
 
 #if FFI_CLOSURES
 
-/* 56 bytes: the trampoline, then what the handler needs. */
+/* The trampoline, then what the handler needs: 56 bytes on x86-64, 48 on
+   AArch64. */
 typedef struct {
   union {
     char tramp[FFI_TRAMPOLINE_SIZE];
@@ -253,7 +262,7 @@ FFI_API ffi_status ffi_prep_java_raw_closure_loc(ffi_java_raw_closure *,
 #if FFI_GO_CLOSURES
 
 /* Called with the closure's own address in the static chain register
-   (r10); `tramp` is the code address. */
+   (r10 on x86-64, x18 on AArch64); `tramp` is the code address. */
 typedef struct {
   void *tramp;
   ffi_cif *cif;

@@ -100,11 +100,22 @@ fn register(cif: Cif) -> Result<u32, ffi_status> {
 }
 
 /// The jitffi ABI for a libffi one.
+#[cfg(target_arch = "x86_64")]
 pub fn abi_of(abi: ffi_abi) -> Result<Abi, ffi_status> {
     match abi {
         FFI_UNIX64 => Ok(Abi::SysV64),
         FFI_WIN64 => Ok(Abi::Win64),
         FFI_GNUW64 => Ok(Abi::GnuW64),
+        _ => Err(FFI_BAD_ABI),
+    }
+}
+
+/// The jitffi ABI for a libffi one. `FFI_WIN64` (Windows on Arm64) has
+/// no jitffi counterpart.
+#[cfg(target_arch = "aarch64")]
+pub fn abi_of(abi: ffi_abi) -> Result<Abi, ffi_status> {
+    match abi {
+        FFI_SYSV => Ok(Abi::Aapcs64),
         _ => Err(FFI_BAD_ABI),
     }
 }
@@ -397,7 +408,7 @@ unsafe fn fill(
     const _: () = assert!(std::mem::offset_of!(ffi_cif, bytes) == 24);
     const _: () = assert!(std::mem::offset_of!(ffi_cif, flags) == 28);
     let w = cif.cast::<u64>();
-    // SAFETY: by the contract; on little-endian x86-64 the first word is
+    // SAFETY: by the contract; on our little-endian targets the first word is
     // `abi` then `nargs`, the last `bytes` then `flags`.
     unsafe {
         w.write(w0);
@@ -714,7 +725,7 @@ mod tests {
         let st = unsafe {
             prep(
                 &mut cif,
-                FFI_UNIX64,
+                FFI_DEFAULT_ABI,
                 args.len() as u32,
                 None,
                 rtype,
@@ -770,12 +781,14 @@ mod tests {
         }
         // The struct was laid out by the first preparation.
         assert_eq!((st.size, st.alignment), (16, 8));
-        // The long signature's key lives on the heap: 200 stack bytes.
+        // The long signature's key lives on the heap; all but the
+        // arguments in registers take an 8-byte stack slot.
+        let in_registers = if cfg!(target_arch = "aarch64") { 8 } else { 6 };
         assert_eq!(
             prep_sig(addr_of_mut!(ffi_type_void), &mut long_args)
                 .1
                 .bytes,
-            1600 - 6 * 8
+            1600 - in_registers * 8
         );
     }
 
@@ -788,19 +801,37 @@ mod tests {
         args[13] = addr_of_mut!(ffi_type_sint64);
         let rtype = addr_of_mut!(ffi_type_sint8);
         // SAFETY: static descriptions.
-        let k = unsafe { packed_key(FFI_UNIX64, 14, Some(13), rtype, args.as_ptr()) }.unwrap();
+        let k = unsafe { packed_key(FFI_DEFAULT_ABI, 14, Some(13), rtype, args.as_ptr()) }.unwrap();
         let hash = packed_hash(&k);
         let before = interned();
         assert_eq!(probe_packed(&k, hash), None);
         let mut cif = empty_cif();
         // SAFETY: static descriptions.
-        let st = unsafe { prep(&mut cif, FFI_UNIX64, 14, Some(13), rtype, args.as_mut_ptr()) };
+        let st = unsafe {
+            prep(
+                &mut cif,
+                FFI_DEFAULT_ABI,
+                14,
+                Some(13),
+                rtype,
+                args.as_mut_ptr(),
+            )
+        };
         assert_eq!(st, FFI_OK);
         assert_eq!(interned(), before + 1);
         let meta = probe_packed(&k, hash).expect("published");
         assert_eq!(meta, u64::from(cif.bytes) | u64::from(cif.flags) << 32);
         // SAFETY: as above.
-        let st = unsafe { prep(&mut cif, FFI_UNIX64, 14, Some(13), rtype, args.as_mut_ptr()) };
+        let st = unsafe {
+            prep(
+                &mut cif,
+                FFI_DEFAULT_ABI,
+                14,
+                Some(13),
+                rtype,
+                args.as_mut_ptr(),
+            )
+        };
         assert_eq!(st, FFI_OK);
         assert_eq!(interned(), before + 1);
     }
@@ -830,7 +861,8 @@ mod tests {
                 for &b in &types[1..] {
                     let args = [a, b];
                     // SAFETY: static descriptions.
-                    let k = unsafe { packed_key(FFI_UNIX64, 2, None, r, args.as_ptr()) }.unwrap();
+                    let k =
+                        unsafe { packed_key(FFI_DEFAULT_ABI, 2, None, r, args.as_ptr()) }.unwrap();
                     let v = by_set.entry(set_of(packed_hash(&k))).or_default();
                     v.push([r, a, b]);
                     if v.len() == 3 {
@@ -859,7 +891,8 @@ mod tests {
         let set = {
             let args = [sigs[0][1], sigs[0][2]];
             // SAFETY: static descriptions.
-            let k = unsafe { packed_key(FFI_UNIX64, 2, None, sigs[0][0], args.as_ptr()) }.unwrap();
+            let k =
+                unsafe { packed_key(FFI_DEFAULT_ABI, 2, None, sigs[0][0], args.as_ptr()) }.unwrap();
             set_of(packed_hash(&k))
         };
         let mut seen = HashMap::new();
@@ -990,7 +1023,16 @@ mod tests {
             let st = unsafe { prep(&mut cif, 99, 1, None, f64p(), args.as_mut_ptr()) };
             assert_eq!(st, FFI_BAD_ABI);
             // SAFETY: a null cif is refused before anything is written.
-            let st = unsafe { prep(null_mut(), FFI_UNIX64, 1, None, f64p(), args.as_mut_ptr()) };
+            let st = unsafe {
+                prep(
+                    null_mut(),
+                    FFI_DEFAULT_ABI,
+                    1,
+                    None,
+                    f64p(),
+                    args.as_mut_ptr(),
+                )
+            };
             assert_eq!(st, FFI_BAD_TYPEDEF);
         }
         assert_eq!(interned(), before);

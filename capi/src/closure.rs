@@ -4,18 +4,27 @@
 //! # Memory
 //!
 //! `ffi_closure_alloc(size, &code)` hands out a jitffi closure slot: the
-//! writable address is the slot's record (ordinary read-write data), the
-//! executable one its trampoline (a page that is never writable), so no
-//! page is ever writable and executable. The trampoline puts the record's
-//! address in `r11` and jumps through the record's first word, which
-//! `ffi_prep_closure_loc` points at the cif shape's thunk; the thunk reads
-//! `cif`, `fun` and `user_data` at `r11 + 32/40/48`, exactly where
-//! `ffi_closure` keeps them (its 32-byte `tramp` is ours to use).
+//! writable address is in the slot's record (ordinary read-write data),
+//! the executable one is its trampoline (a page that is never writable),
+//! so no page is ever writable and executable. The trampoline puts the
+//! record's address in `r11` (x86-64) or `x17` (AArch64) and jumps
+//! through the record's first word, which `ffi_prep_closure_loc` points at
+//! the cif shape's thunk; the thunk reads `cif`, `fun` and `user_data` at
+//! record offsets 32/40/48.
 //!
-//! Sizes up to 64 bytes (`ffi_closure` is 56) use jitffi's own slot pool,
-//! with its per-thread caches. Larger ones (`ffi_raw_closure` is 72;
-//! clients also embed an `ffi_closure` at the start of a bigger struct)
-//! come from size classes, powers of two from 128 bytes to
+//! On x86-64 `ffi_closure` keeps them at exactly those offsets (its
+//! 32-byte `tramp` is ours to use), so the closure is the record. On
+//! AArch64 libffi's `tramp` is 24 bytes, so `ffi_closure` keeps them at
+//! 24/32/40: the closure handed out starts [`RECORD_BIAS`] (8) bytes into
+//! the record, and its fields land where the thunk reads them. The
+//! record's thunk word sits in front of the closure, out of the client's
+//! sight.
+//!
+//! Sizes up to 64 bytes, bias included (`ffi_closure` is 56 on x86-64,
+//! 48 + 8 on AArch64), use jitffi's own slot pool, with its per-thread
+//! caches. Larger ones (`ffi_raw_closure` is 72, or 64 + 8; clients also
+//! embed an `ffi_closure` at the start of a bigger struct) come from size
+//! classes, powers of two from 128 bytes to
 //! [`memory::MAX_CLOSURE_RECORD`]: each class keeps a free list and maps a
 //! chunk of slots of its record size ([`memory::map_closure_slots`], about
 //! 16 KiB of records, the same W^X trampolines) only when its list is
@@ -24,7 +33,7 @@
 //! mapped for each class never exceeds what its peak number of live
 //! closures needs: churn (alloc, free, alloc...) reuses the same slots.
 //!
-//! A record is told to be ours by its address alone
+//! A closure is told to be ours by its address alone
 //! ([`memory::closure_slot_of`], a registry of chunks with a per-thread
 //! memo), never by reading it, so `ffi_closure_free` of a pointer we never
 //! handed out does nothing. Handing out a record stores a marker routine
@@ -37,7 +46,7 @@
 //! `ffi_prep_closure_loc(c, cif, fun, user_data, codeloc)` on memory that
 //! is not one of our records (the client's RWX page, or its own double
 //! mapping where `codeloc` is the executable alias of `c`) writes a
-//! trampoline into `c->tramp` through the writable address:
+//! trampoline into `c->tramp` through the writable address. On x86-64:
 //!
 //! ```text
 //!  0  f3 0f 1e fa           endbr64
@@ -49,8 +58,24 @@
 //!
 //! It is position-independent: executed at `codeloc`, it puts `codeloc`
 //! (the executable view of the closure) in `r11`, and the thunk reads
-//! `cif`, `fun` and `user_data` through that view. `codeloc` itself is
-//! therefore not needed, as with libffi on x86-64.
+//! `cif`, `fun` and `user_data` through that view.
+//!
+//! On AArch64 the 24-byte `tramp` holds:
+//!
+//! ```text
+//!  0  10ffffd1  adr x17, .-8            ; the closure minus RECORD_BIAS
+//!  4  58000070  ldr x16, .+12           ; the word at 16
+//!  8  d61f0200  br  x16
+//! 12  00000000  udf #0
+//! 16  <thunk address>
+//! ```
+//!
+//! `x17` is then the view's address minus 8, so that the thunk's record
+//! offsets 32/40/48 reach the closure's `cif`, `fun` and `user_data` at
+//! 24/32/40 (the thunk reads nothing else of the record). The new
+//! instructions are made visible to instruction fetch
+//! ([`memory::flush_icache`]) through the writable address and through
+//! `codeloc`, the one executed; neither matters on x86-64.
 //!
 //! One placement libffi allows cannot work here: a closure carved out of
 //! the middle of one of our records (libffi's two views are aliases at
@@ -68,8 +93,7 @@
 //! which packs the argument pointers into 8-byte `ffi_raw` slots and calls
 //! the client's raw handler with them.
 //!
-//! Go closures (`ffi_prep_go_closure`, `ffi_call_go`) need a static chain
-//! (`r10`) in jitffi's stubs and thunks and are not provided here yet.
+//! Go closures (`ffi_prep_go_closure`, `ffi_call_go`) are in [`crate::go`].
 
 use std::ffi::c_void;
 use std::mem::offset_of;
@@ -84,6 +108,16 @@ use crate::cif::closure_thunk;
 use crate::ffi::*;
 use crate::guard;
 use crate::raw;
+
+/// Where an `ffi_closure` starts in a jitffi closure record: its `cif`,
+/// `fun` and `user_data` must land on the record's [`record::CIF`],
+/// [`record::FUN`] and [`record::USER_DATA`]. 0 on x86-64 (libffi's
+/// 32-byte `tramp` ends at `CIF`), 8 on AArch64 (a 24-byte `tramp`).
+pub const RECORD_BIAS: usize = record::CIF - offset_of!(ffi_closure, cif);
+const _: () = assert!(offset_of!(ffi_closure, fun) + RECORD_BIAS == record::FUN);
+const _: () = assert!(offset_of!(ffi_closure, user_data) + RECORD_BIAS == record::USER_DATA);
+// The thunk word stays out of the closure's fields.
+const _: () = assert!(record::THUNK + size_of::<usize>() <= record::CIF);
 
 /// log2 of the first large size class (128 bytes).
 const FIRST_CLASS_SHIFT: u32 = 7;
@@ -151,10 +185,11 @@ unsafe fn thunk_word(record: *mut u8) -> &'static AtomicUsize {
 #[no_mangle]
 pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) -> *mut c_void {
     let slot = catch_unwind(|| {
-        if size <= record::SIZE {
+        let need = size.checked_add(RECORD_BIAS)?;
+        if need <= record::SIZE {
             memory::alloc_closure_slot().ok()
         } else {
-            alloc_large(size)
+            alloc_large(need)
         }
     });
     let Ok(Some(slot)) = slot else {
@@ -169,10 +204,11 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
         // SAFETY: non-null, writable by the caller's contract.
         unsafe { *code = slot.code.cast_mut().cast() };
     }
-    slot.record.cast()
+    // The closure is inside the record (see RECORD_BIAS).
+    slot.record.wrapping_add(RECORD_BIAS).cast()
 }
 
-/// `void ffi_closure_free(void *writable)`: returns a record from
+/// `void ffi_closure_free(void *writable)`: returns a closure from
 /// [`ffi_closure_alloc`]. NULL, pointers we never handed out and records
 /// already freed are ignored.
 ///
@@ -182,7 +218,9 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
 #[no_mangle]
 pub unsafe extern "C" fn ffi_closure_free(writable: *mut c_void) {
     guard::or_abort("ffi_closure_free panicked", || {
-        let Some((slot, size)) = memory::closure_slot_of(writable.cast()) else {
+        // Never dereferenced before it is found to be one of ours.
+        let record = writable.cast::<u8>().wrapping_sub(RECORD_BIAS);
+        let Some((slot, size)) = memory::closure_slot_of(record) else {
             return;
         };
         // SAFETY: one of our records.
@@ -206,6 +244,7 @@ pub unsafe extern "C" fn ffi_closure_free(writable: *mut c_void) {
 
 /// The trampoline written into the `tramp` of a closure in memory we did
 /// not allocate (see the module docs), jumping to `thunk`.
+#[cfg(target_arch = "x86_64")]
 fn foreign_trampoline(thunk: *const u8) -> [u8; FFI_TRAMPOLINE_SIZE] {
     let mut t = [0xCC; FFI_TRAMPOLINE_SIZE];
     t[..17].copy_from_slice(&[
@@ -214,6 +253,26 @@ fn foreign_trampoline(thunk: *const u8) -> [u8; FFI_TRAMPOLINE_SIZE] {
         0xFF, 0x25, 0x07, 0x00, 0x00, 0x00, // jmp qword [rip + 7]
     ]);
     t[24..].copy_from_slice(&(thunk as usize).to_le_bytes());
+    t
+}
+
+/// The trampoline written into the `tramp` of a closure in memory we did
+/// not allocate (see the module docs): the closure's address minus
+/// [`RECORD_BIAS`] in `x17`, then a jump to `thunk`.
+#[cfg(target_arch = "aarch64")]
+fn foreign_trampoline(thunk: *const u8) -> [u8; FFI_TRAMPOLINE_SIZE] {
+    const _: () = assert!(RECORD_BIAS == 8);
+    let words: [u32; 4] = [
+        0x10FF_FFD1, // adr x17, .-8
+        0x5800_0070, // ldr x16, .+12 (the literal at 16)
+        0xD61F_0200, // br x16
+        0x0000_0000, // udf #0
+    ];
+    let mut t = [0; FFI_TRAMPOLINE_SIZE];
+    for (chunk, w) in t.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    t[16..].copy_from_slice(&(thunk as usize).to_le_bytes());
     t
 }
 
@@ -237,7 +296,8 @@ unsafe fn thunk_for(cif: *const ffi_cif) -> Result<*const u8, ffi_status> {
 /// Where a closure to be prepared lives.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Place {
-    /// At the start of one of our records, of this many bytes.
+    /// Where [`ffi_closure_alloc`] puts a closure in one of our records
+    /// ([`RECORD_BIAS`] bytes in), of this many bytes.
     Ours(usize),
     /// In memory we did not hand out.
     Foreign,
@@ -246,13 +306,13 @@ enum Place {
 /// Tells where the closure at `c` (of `min_size` bytes) lives, by its
 /// address alone, or the status that refuses it:
 ///
-/// - inside one of our records but not at its start (a client carving
-///   closures out of a bigger allocation, as libffi's aliased views
-///   allow): its code address would be another slot's trampoline, so
-///   `FFI_BAD_ABI`;
-/// - at the start of a record too small for it (a raw closure, 72 bytes,
-///   in a 64-byte record): `FFI_BAD_TYPEDEF`, before anything is written
-///   into the neighbouring record.
+/// - inside one of our records but not where [`ffi_closure_alloc`] put
+///   it (a client carving closures out of a bigger allocation, as
+///   libffi's aliased views allow): its code address would be another
+///   slot's trampoline, so `FFI_BAD_ABI`;
+/// - in a record too small for it (a raw closure, 72 bytes, in a 64-byte
+///   record): `FFI_BAD_TYPEDEF`, before anything is written into the
+///   neighbouring record.
 ///
 /// The answer for the record found last is remembered ([`LAST_RECORD`]),
 /// so re-preparing one record (closure churn gets the most recently freed
@@ -260,7 +320,7 @@ enum Place {
 #[inline]
 fn place_of(c: *mut u8, min_size: usize) -> Result<Place, ffi_status> {
     let memo = LAST_RECORD.load(Ordering::Relaxed);
-    if memo != 0 && memo & !RECORD_ALIGN_MASK == c as usize {
+    if memo != 0 && memo & !RECORD_ALIGN_MASK == (c as usize).wrapping_sub(RECORD_BIAS) {
         return sized(1 << (memo & RECORD_ALIGN_MASK), min_size);
     }
     place_of_slow(c, min_size)
@@ -270,22 +330,21 @@ fn place_of(c: *mut u8, min_size: usize) -> Result<Place, ffi_status> {
 fn place_of_slow(c: *mut u8, min_size: usize) -> Result<Place, ffi_status> {
     match memory::closure_record_containing(c) {
         None => Ok(Place::Foreign),
-        Some((slot, _)) if slot.record != c => Err(FFI_BAD_ABI),
-        Some((_, size)) => {
-            debug_assert!(size.is_power_of_two() && c as usize & RECORD_ALIGN_MASK == 0);
-            LAST_RECORD.store(
-                c as usize | size.trailing_zeros() as usize,
-                Ordering::Relaxed,
-            );
+        Some((slot, _)) if slot.record.wrapping_add(RECORD_BIAS) != c => Err(FFI_BAD_ABI),
+        Some((slot, size)) => {
+            let record = slot.record as usize;
+            debug_assert!(size.is_power_of_two() && record & RECORD_ALIGN_MASK == 0);
+            LAST_RECORD.store(record | size.trailing_zeros() as usize, Ordering::Relaxed);
             sized(size, min_size)
         }
     }
 }
 
-/// A record of `size` bytes for a closure of `min_size`.
+/// A record of `size` bytes for a closure of `min_size` (placed
+/// [`RECORD_BIAS`] bytes in).
 #[inline]
 fn sized(size: usize, min_size: usize) -> Result<Place, ffi_status> {
-    if size < min_size {
+    if size < min_size + RECORD_BIAS {
         Err(FFI_BAD_TYPEDEF)
     } else {
         Ok(Place::Ours(size))
@@ -306,36 +365,50 @@ static LAST_RECORD: AtomicUsize = AtomicUsize::new(0);
 
 /// Makes the closure at `c` call `fill.fun` through `thunk`: in one of
 /// our records by storing the thunk word last, elsewhere by writing the
-/// foreign trampoline into `tramp`.
+/// foreign trampoline into `tramp` (executed at `codeloc`).
 ///
 /// # Safety
-/// `place` is [`place_of`]`(c, n)`'s answer for an `n` of at least 56;
-/// a foreign `c` is `n` writable bytes, 8-aligned, whose executable alias
-/// the client calls only once this returns.
-unsafe fn install(c: *mut u8, place: Place, thunk: *const u8, fill: Fill) {
-    // SAFETY: `c` has at least 56 writable bytes, 8-aligned (our records
-    // by construction, foreign ones by the caller's contract); the three
-    // words are ffi_closure's.
+/// `place` is [`place_of`]`(c, n)`'s answer for an `n` of at least
+/// `size_of::<ffi_closure>()`; a foreign `c` is `n` writable bytes,
+/// 8-aligned, whose executable alias the client calls only once this
+/// returns; that alias is `codeloc` (or `codeloc` is null or `c`).
+unsafe fn install(c: *mut u8, codeloc: *const u8, place: Place, thunk: *const u8, fill: Fill) {
+    // SAFETY: `c` has at least an ffi_closure's writable bytes, 8-aligned
+    // (our records by construction, foreign ones by the caller's
+    // contract); the three words are ffi_closure's.
     unsafe {
-        c.add(record::CIF).cast::<*mut ffi_cif>().write(fill.cif);
-        c.add(record::FUN).cast::<usize>().write(fill.fun);
-        c.add(record::USER_DATA)
+        c.add(offset_of!(ffi_closure, cif))
+            .cast::<*mut ffi_cif>()
+            .write(fill.cif);
+        c.add(offset_of!(ffi_closure, fun))
+            .cast::<usize>()
+            .write(fill.fun);
+        c.add(offset_of!(ffi_closure, user_data))
             .cast::<*mut c_void>()
             .write(fill.user_data);
     }
     match place {
         Place::Ours(_) => {
-            // SAFETY: one of our records; the trampoline reads the thunk
-            // word, stored last so a concurrent call never sees half a
-            // record.
-            unsafe { thunk_word(c) }.store(thunk as usize, Ordering::Release);
+            // SAFETY: `c` is RECORD_BIAS bytes into one of our records; the
+            // trampoline reads the thunk word, stored last so a concurrent
+            // call never sees half a record.
+            unsafe { thunk_word(c.sub(RECORD_BIAS)) }.store(thunk as usize, Ordering::Release);
         }
         Place::Foreign => {
             let tramp = foreign_trampoline(thunk);
             fence(Ordering::Release);
-            // SAFETY: the first 32 bytes of the closure are its `tramp`,
-            // writable by the caller's contract.
+            // SAFETY: the first FFI_TRAMPOLINE_SIZE bytes of the closure
+            // are its `tramp`, writable by the caller's contract.
             unsafe { c.cast::<[u8; FFI_TRAMPOLINE_SIZE]>().write(tramp) };
+            // SAFETY: `c` is mapped (just written), and so is `codeloc`,
+            // its executable alias, when it is neither null nor `c`:
+            // cache maintenance only, through both views.
+            unsafe {
+                memory::flush_icache(c, FFI_TRAMPOLINE_SIZE);
+                if !codeloc.is_null() && codeloc != c.cast_const() {
+                    memory::flush_icache(codeloc, FFI_TRAMPOLINE_SIZE);
+                }
+            }
         }
     }
 }
@@ -356,7 +429,7 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
     cif: *mut ffi_cif,
     fun: Option<ffi_closure_fun>,
     user_data: *mut c_void,
-    _codeloc: *mut c_void,
+    codeloc: *mut c_void,
 ) -> ffi_status {
     guard::status(|| {
         if closure.is_null() {
@@ -377,7 +450,7 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
             user_data,
         };
         // SAFETY: `place` is place_of's; the rest is the caller's contract.
-        unsafe { install(closure.cast(), place, thunk, fill) };
+        unsafe { install(closure.cast(), codeloc.cast(), place, thunk, fill) };
         FFI_OK
     })
 }
@@ -547,6 +620,7 @@ unsafe fn prep_raw(
     cif: *mut ffi_cif,
     fun: Option<ffi_raw_closure_fun>,
     user_data: *mut c_void,
+    codeloc: *mut c_void,
 ) -> ffi_status {
     guard::status(|| {
         if closure.is_null() {
@@ -582,10 +656,13 @@ unsafe fn prep_raw(
             fun: translator as usize,
             user_data: closure.cast(),
         };
-        const _: () = assert!(offset_of!(ffi_raw_closure, translate_args) == record::FUN);
-        const _: () = assert!(offset_of!(ffi_raw_closure, this_closure) == record::USER_DATA);
+        const _: () =
+            assert!(offset_of!(ffi_raw_closure, translate_args) == offset_of!(ffi_closure, fun));
+        const _: () = assert!(
+            offset_of!(ffi_raw_closure, this_closure) == offset_of!(ffi_closure, user_data)
+        );
         // SAFETY: `place` is place_of's; the rest is the caller's contract.
-        unsafe { install(closure.cast(), place, thunk, fill) };
+        unsafe { install(closure.cast(), codeloc.cast(), place, thunk, fill) };
         FFI_OK
     })
 }
@@ -605,10 +682,10 @@ pub unsafe extern "C" fn ffi_prep_raw_closure_loc(
     cif: *mut ffi_cif,
     fun: Option<ffi_raw_closure_fun>,
     user_data: *mut c_void,
-    _codeloc: *mut c_void,
+    codeloc: *mut c_void,
 ) -> ffi_status {
     // SAFETY: forwarded.
-    unsafe { prep_raw(Flavour::Raw, closure, cif, fun, user_data) }
+    unsafe { prep_raw(Flavour::Raw, closure, cif, fun, user_data, codeloc) }
 }
 
 /// `ffi_prep_raw_closure`: [`ffi_prep_raw_closure_loc`] with the closure
@@ -624,7 +701,7 @@ pub unsafe extern "C" fn ffi_prep_raw_closure(
     user_data: *mut c_void,
 ) -> ffi_status {
     // SAFETY: forwarded.
-    unsafe { prep_raw(Flavour::Raw, closure, cif, fun, user_data) }
+    unsafe { prep_raw(Flavour::Raw, closure, cif, fun, user_data, closure.cast()) }
 }
 
 /// `ffi_prep_java_raw_closure_loc`: as [`ffi_prep_raw_closure_loc`], with
@@ -641,10 +718,10 @@ pub unsafe extern "C" fn ffi_prep_java_raw_closure_loc(
     cif: *mut ffi_cif,
     fun: Option<ffi_raw_closure_fun>,
     user_data: *mut c_void,
-    _codeloc: *mut c_void,
+    codeloc: *mut c_void,
 ) -> ffi_status {
     // SAFETY: forwarded.
-    unsafe { prep_raw(Flavour::Java, closure, cif, fun, user_data) }
+    unsafe { prep_raw(Flavour::Java, closure, cif, fun, user_data, codeloc) }
 }
 
 /// `ffi_prep_java_raw_closure`: [`ffi_prep_java_raw_closure_loc`] with the
@@ -660,7 +737,7 @@ pub unsafe extern "C" fn ffi_prep_java_raw_closure(
     user_data: *mut c_void,
 ) -> ffi_status {
     // SAFETY: forwarded.
-    unsafe { prep_raw(Flavour::Java, closure, cif, fun, user_data) }
+    unsafe { prep_raw(Flavour::Java, closure, cif, fun, user_data, closure.cast()) }
 }
 
 #[cfg(test)]
@@ -680,6 +757,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn foreign_trampoline_bytes() {
         let t = foreign_trampoline(0x1122_3344_5566_7788 as *const u8);
         assert_eq!(&t[..4], &[0xF3, 0x0F, 0x1E, 0xFA]);
@@ -693,5 +771,120 @@ mod tests {
             u64::from_le_bytes(t[24..].try_into().unwrap()),
             0x1122_3344_5566_7788
         );
+    }
+
+    #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn foreign_trampoline_bytes() {
+        let t = foreign_trampoline(0x1122_3344_5566_7788 as *const u8);
+        let word = |i: usize| u32::from_le_bytes(t[4 * i..4 * i + 4].try_into().unwrap());
+        // adr x17, #-8: op 0, immlo = 0, immhi = -2 (19 bits), rd = 17.
+        assert_eq!(word(0) & 0x9F00_0000, 0x1000_0000);
+        assert_eq!(word(0) & 0x1F, 17);
+        let imm = ((word(0) >> 5 & 0x7FFFF) << 2 | (word(0) >> 29 & 3)) as i32;
+        assert_eq!(imm << 11 >> 11, -(RECORD_BIAS as i32));
+        // ldr x16, literal: the literal is 16 bytes into the tramp.
+        assert_eq!(word(1) & 0xFF00_0000, 0x5800_0000);
+        assert_eq!(word(1) & 0x1F, 16);
+        assert_eq!(4 + 4 * (word(1) >> 5 & 0x7FFFF) as usize, 16);
+        assert_eq!(word(2), 0xD61F_0200, "br x16");
+        assert_eq!(word(3), 0, "udf #0");
+        assert_eq!(
+            u64::from_le_bytes(t[16..].try_into().unwrap()),
+            0x1122_3344_5566_7788
+        );
+    }
+
+    /// A stand-in thunk returning the register the trampolines load with
+    /// the record's address.
+    #[cfg(target_arch = "x86_64")]
+    const RETURN_RECORD: &[u8] = &[0x4C, 0x89, 0xD8, 0xC3]; // mov rax, r11; ret
+    #[cfg(target_arch = "aarch64")]
+    const RETURN_RECORD: &[u8] = &[
+        0xE0, 0x03, 0x11, 0xAA, // mov x0, x17
+        0xC0, 0x03, 0x5F, 0xD6, // ret
+    ];
+
+    #[test]
+    fn a_foreign_trampoline_runs_into_its_thunk_with_the_record() {
+        let thunk = memory::publish(RETURN_RECORD).unwrap();
+        // SAFETY: `thunk` is the code just published.
+        unsafe { memory::flush_icache(thunk, RETURN_RECORD.len()) };
+        let page = 4096;
+        // SAFETY: a fresh private mapping, checked below; RWX is the
+        // client's business in libffi's model, which this plays.
+        let mem = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(mem, libc::MAP_FAILED);
+        // The closure deliberately not at the start of the page: the
+        // trampoline must compute its own address.
+        let c = mem.cast::<u8>().wrapping_add(64);
+        let fill = Fill {
+            cif: std::ptr::null_mut(),
+            fun: 0,
+            user_data: std::ptr::null_mut(),
+        };
+        // SAFETY: `c` has an ffi_closure's bytes of RWX memory, 8-aligned,
+        // and is its own executable view.
+        unsafe { install(c, c, Place::Foreign, thunk, fill) };
+        // SAFETY: the trampoline just written jumps to RETURN_RECORD, a
+        // complete `usize f(void)`.
+        let f = unsafe { std::mem::transmute::<*mut u8, extern "C" fn() -> usize>(c) };
+        assert_eq!(f(), c as usize - RECORD_BIAS);
+        // SAFETY: mapped above, no longer used.
+        unsafe { libc::munmap(mem, page) };
+    }
+
+    #[test]
+    fn closures_from_alloc_are_found_from_their_address() {
+        let mut code = std::ptr::null_mut();
+        // SAFETY: `code` is writable.
+        let c = unsafe { ffi_closure_alloc(size_of::<ffi_closure>(), &mut code) };
+        if c.is_null() {
+            // No closure slots on this target yet.
+            assert!(memory::alloc_closure_slot().is_err());
+            return;
+        }
+        let record = c.cast::<u8>().wrapping_sub(RECORD_BIAS);
+        let (slot, size) = memory::closure_slot_of(record).expect("one of ours");
+        assert_eq!(
+            (slot.code.cast::<c_void>(), size),
+            (code.cast_const(), record::SIZE)
+        );
+        assert_eq!(
+            place_of(c.cast(), size_of::<ffi_closure>()),
+            Ok(Place::Ours(record::SIZE))
+        );
+        // The record's own start is a closure only where they coincide.
+        let at_record = if RECORD_BIAS == 0 {
+            Ok(Place::Ours(record::SIZE))
+        } else {
+            Err(FFI_BAD_ABI)
+        };
+        assert_eq!(place_of(record, 8), at_record);
+        assert_eq!(
+            place_of(c.cast(), size_of::<ffi_raw_closure>()),
+            Err(FFI_BAD_TYPEDEF)
+        );
+        // SAFETY: allocated above, never prepared nor called.
+        unsafe { ffi_closure_free(c) };
+        // A raw closure needs a record from a large class.
+        // SAFETY: as above.
+        let r = unsafe { ffi_closure_alloc(size_of::<ffi_raw_closure>(), &mut code) };
+        assert!(!r.is_null());
+        assert_eq!(
+            place_of(r.cast(), size_of::<ffi_raw_closure>()),
+            Ok(Place::Ours(128))
+        );
+        // SAFETY: as above.
+        unsafe { ffi_closure_free(r) };
     }
 }

@@ -1,10 +1,12 @@
 //! Go closures: `ffi_prep_go_closure` and `ffi_call_go`, libffi's way for
 //! languages that pass a closure's context in the static chain register
-//! (`r10` on x86-64) instead of baking it into a trampoline.
+//! (`r10` on x86-64, `x18` on AArch64) instead of baking it into a
+//! trampoline.
 //!
 //! An `ffi_go_closure` is `{ tramp, cif, fun }`, owned by the client (no
 //! allocation, nothing executable is written): `tramp` becomes the shape's
-//! Go thunk, which callers call with the closure's address in `r10`; it
+//! Go thunk, which callers call with the closure's address in the static
+//! chain register; it
 //! runs `fun(cif, rvalue, args, closure)`.
 
 use std::ffi::c_void;

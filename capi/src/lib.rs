@@ -17,6 +17,9 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("jitffi-capi implements libffi's C ABI for x86-64 and AArch64 only");
+
 pub mod call;
 pub mod cif;
 pub mod closure;

@@ -1,10 +1,12 @@
 //! The raw API: arguments in consecutive 8-byte `ffi_raw` slots instead of
 //! a pointer array, and its Java flavour (`ffi_java_raw`, also 8 bytes
-//! here). x86-64 has no native raw calling convention, so a raw call
+//! here). Neither x86-64 nor AArch64 has a native raw calling convention
+//! (`FFI_NATIVE_RAW_API` is 0), so a raw call
 //! translates the slots into a pointer array and calls through
 //! `ffi_call`'s stub.
 //!
-//! Slot rules (libffi 3.4.4's, observed on x86-64):
+//! Slot rules (libffi 3.4.4's generic ones, observed on x86-64 and
+//! AArch64):
 //!
 //! | type                         | raw                  | Java raw            |
 //! |------------------------------|----------------------|---------------------|

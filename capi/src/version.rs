@@ -25,13 +25,15 @@ pub extern "C" fn ffi_get_version_number() -> c_ulong {
     VERSION_NUMBER
 }
 
-/// `unsigned int ffi_get_default_abi(void)`: `FFI_UNIX64`.
+/// `unsigned int ffi_get_default_abi(void)`: `FFI_UNIX64` on x86-64,
+/// `FFI_SYSV` on AArch64.
 #[no_mangle]
 pub extern "C" fn ffi_get_default_abi() -> c_uint {
     FFI_DEFAULT_ABI
 }
 
-/// `size_t ffi_get_closure_size(void)`: `sizeof(ffi_closure)`, 56.
+/// `size_t ffi_get_closure_size(void)`: `sizeof(ffi_closure)`, 56 on
+/// x86-64, 48 on AArch64.
 #[no_mangle]
 pub extern "C" fn ffi_get_closure_size() -> usize {
     std::mem::size_of::<ffi_closure>()

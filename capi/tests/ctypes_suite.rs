@@ -1,6 +1,10 @@
 //! CPython's own ctypes test suite (`python3 -m test test_ctypes`) with our
 //! `libffi.so.8` selected by `LD_LIBRARY_PATH`, after checking in the same
 //! interpreter that `_ctypes` really mapped ours and not the system's.
+//!
+//! x86-64 only: the machine's CPython is an x86-64 program, which cannot
+//! load an AArch64 `libffi.so.8`.
+#![cfg(target_arch = "x86_64")]
 
 mod support;
 

@@ -8,13 +8,23 @@ mod support;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use support::{assert_same, capi_dir, checked, compile, run, scratch_dir, Flavor};
+use support::{
+    assert_same, capi_dir, cc, checked, compile, cxx_compiler, run, scratch_dir, Flavor,
+};
 
-/// `FFI_*`, `ffi_*`, `LIBFFI_*` and `X86*` macros the header defines.
+/// `sizeof(ffi_closure)` on the target.
+const CLOSURE_SIZE: usize = if cfg!(target_arch = "aarch64") {
+    48
+} else {
+    56
+};
+
+/// `FFI_*`, `ffi_*`, `LIBFFI_*`, `X86*` and `AARCH64` macros the header
+/// defines (for the target).
 fn macros(ours: bool) -> BTreeMap<String, String> {
     let src = scratch_dir().join("macros.c");
     std::fs::write(&src, "#include <ffi.h>\n").unwrap();
-    let mut cmd = Command::new("cc");
+    let mut cmd = Command::new(cc());
     if ours {
         cmd.arg("-I").arg(capi_dir().join("include"));
     }
@@ -24,7 +34,7 @@ fn macros(ours: bool) -> BTreeMap<String, String> {
         .lines()
         .filter_map(|l| l.strip_prefix("#define "))
         .filter(|l| {
-            ["FFI", "ffi", "LIBFFI", "X86"]
+            ["FFI", "ffi", "LIBFFI", "X86", "AARCH64"]
                 .iter()
                 .any(|p| l.starts_with(p))
         })
@@ -57,7 +67,8 @@ fn declarations_match_libffi() {
         Flavor::System,
         &[],
     ));
-    assert!(ours.contains("objects: 24, closure: 56 bytes"), "{ours}");
+    let sizes = format!("objects: 24, closure: {CLOSURE_SIZE} bytes");
+    assert!(ours.contains(&sizes), "{ours}");
     assert_same(&ours, &system);
 }
 
@@ -66,13 +77,15 @@ fn header_compiles_as_cxx() {
     let src = scratch_dir().join("header.cc");
     std::fs::write(
         &src,
-        "#include <ffi.h>\nstatic_assert(sizeof(ffi_cif) == 32, \"cif\");\n\
-         static_assert(sizeof(ffi_closure) == 56, \"closure\");\n\
-         int main() { ffi_cif c; return ffi_prep_cif(&c, FFI_DEFAULT_ABI, 0, &ffi_type_void, nullptr); }\n",
+        format!(
+            "#include <ffi.h>\nstatic_assert(sizeof(ffi_cif) == 32, \"cif\");\n\
+             static_assert(sizeof(ffi_closure) == {CLOSURE_SIZE}, \"closure\");\n\
+             int main() {{ ffi_cif c; return ffi_prep_cif(&c, FFI_DEFAULT_ABI, 0, &ffi_type_void, nullptr); }}\n"
+        ),
     )
     .unwrap();
     checked(
-        Command::new("c++")
+        Command::new(cxx_compiler())
             .args([
                 "-std=c++11",
                 "-Wall",

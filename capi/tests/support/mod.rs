@@ -2,6 +2,12 @@
 //! cargo built for this test run, and compiles C programs against our
 //! headers and library or against the system's.
 //!
+//! For an AArch64 build tested on another machine under qemu-user, the C
+//! compilers are the cross ones (`CC_aarch64_unknown_linux_gnu`, else
+//! `aarch64-linux-gnu-gcc`) and programs the kernel cannot execute run
+//! under `qemu-aarch64` (`JITFFI_QEMU` overrides it), with the target's
+//! system libraries (Debian multiarch).
+//!
 //! Use from a test file with `mod support;`.
 
 #![allow(dead_code)]
@@ -136,14 +142,39 @@ fn newest_archive() -> PathBuf {
 }
 
 /// The system's libffi, for differential runs.
+#[cfg(target_arch = "x86_64")]
 pub const SYSTEM_LIBFFI: &str = "/usr/lib/x86_64-linux-gnu/libffi.so.8";
+/// The system's libffi, for differential runs.
+#[cfg(target_arch = "aarch64")]
+pub const SYSTEM_LIBFFI: &str = "/usr/lib/aarch64-linux-gnu/libffi.so.8";
 
-fn cc() -> String {
-    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+/// A compiler for the target: on x86-64 `$<generic>` or `default`; on
+/// AArch64 `$<generic>_aarch64_unknown_linux_gnu`, else the cross
+/// compiler `aarch64-linux-gnu-<cross>` when it is installed, else as on
+/// x86-64.
+fn target_compiler(generic: &str, cross: &str, default: &str) -> String {
+    if cfg!(target_arch = "aarch64") {
+        if let Ok(c) = std::env::var(format!("{generic}_aarch64_unknown_linux_gnu")) {
+            return c;
+        }
+        let name = format!("aarch64-linux-gnu-{cross}");
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(&name).is_file()));
+        if found {
+            return name;
+        }
+    }
+    std::env::var(generic).unwrap_or_else(|_| default.into())
 }
 
-fn cxx_compiler() -> String {
-    std::env::var("CXX").unwrap_or_else(|_| "c++".into())
+/// The target's C compiler.
+pub fn cc() -> String {
+    target_compiler("CC", "gcc", "cc")
+}
+
+/// The target's C++ compiler.
+pub fn cxx_compiler() -> String {
+    target_compiler("CXX", "g++", "c++")
 }
 
 /// Which libffi a C program is built against.
@@ -198,8 +229,44 @@ pub fn compile(name: &str, sources: &[&str], flavor: Flavor, extra: &[&str]) -> 
         }
     }
     cmd.arg("-lm");
+    if cxx && cfg!(target_arch = "aarch64") {
+        // A cross setup has the target's libstdc++ only in the cross
+        // toolchain's tree, not where the target's loader looks. (libgcc_s
+        // stays shared: its unwinder is the one our frames register with.)
+        cmd.arg("-static-libstdc++");
+    }
     checked(&mut cmd);
     exe
+}
+
+/// Whether target programs must run under qemu-user: an AArch64 build
+/// on a machine of another kind. The machine is asked with `uname -m`, a
+/// program of the machine (under qemu-user, this process itself would see
+/// the emulated one; and a failed `exec` of a foreign program is not
+/// reported as such, the child just exits with 127).
+fn under_qemu() -> bool {
+    static UNDER: OnceLock<bool> = OnceLock::new();
+    *UNDER.get_or_init(|| {
+        if !cfg!(target_arch = "aarch64") {
+            return false;
+        }
+        let out = checked(Command::new("uname").arg("-m"));
+        String::from_utf8_lossy(&out.stdout).trim() != "aarch64"
+    })
+}
+
+/// A command that runs the target program `exe`: the program itself, or
+/// under `qemu-aarch64` (`$JITFFI_QEMU`) when the machine cannot execute
+/// it. qemu-user passes the environment on.
+pub fn target_command(exe: &Path) -> Command {
+    if under_qemu() {
+        let qemu = std::env::var("JITFFI_QEMU").unwrap_or_else(|_| "qemu-aarch64".into());
+        let mut cmd = Command::new(qemu);
+        cmd.arg(exe);
+        cmd
+    } else {
+        Command::new(exe)
+    }
 }
 
 /// Runs a test program; returns its stdout, panicking (with its output)
@@ -208,7 +275,7 @@ pub fn compile(name: &str, sources: &[&str], flavor: Flavor, extra: &[&str]) -> 
 /// for.
 pub fn run(exe: &Path) -> String {
     let out = checked(
-        Command::new(exe)
+        target_command(exe)
             .env_remove("LD_LIBRARY_PATH")
             .env_remove("LD_PRELOAD"),
     );
