@@ -9,31 +9,47 @@
 //!
 //! `cargo bench --bench win64` (all), `cargo bench --bench win64 -- 'w64 S5'`
 //! (one signature). Quote medians from one run: the machine is shared.
+//!
+//! The Microsoft x64 convention exists on x86-64 only: elsewhere this
+//! benchmark is an empty program (every item below is x86-64 only).
 
+#[cfg(target_arch = "x86_64")]
 use std::ffi::c_void;
 
+#[cfg(target_arch = "x86_64")]
 use criterion::{criterion_group, criterion_main, Criterion};
+#[cfg(target_arch = "x86_64")]
 use jitffi::Abi;
+#[cfg(target_arch = "x86_64")]
 use jitffi_oracle::bench_cases::{bytes_of, F64S, I64S, INTS, PAIR, QUAD, S5};
+#[cfg(target_arch = "x86_64")]
 use jitffi_oracle::win64_bench::{self, *};
+#[cfg(target_arch = "x86_64")]
 use libffi::raw as ffi;
 
 /// The crate, under the name `native_ret` expects.
+#[cfg(target_arch = "x86_64")]
 mod jit {
     pub use jitffi::*;
 }
+#[cfg(target_arch = "x86_64")]
 #[path = "../tests/support/native_ret.rs"]
 mod native_ret;
 
+#[cfg(target_arch = "x86_64")]
 #[path = "../tests/support/bench_util.rs"]
 mod bench_util;
+#[cfg(target_arch = "x86_64")]
 use bench_util::config;
 
+#[cfg(target_arch = "x86_64")]
 #[path = "../tests/support/sig_bench.rs"]
 mod sig_bench;
+#[cfg(target_arch = "x86_64")]
 use sig_bench::{cases, direct_benches, Table};
 
 /// The Microsoft x64 targets and their (SysV) stubs.
+#[cfg(target_arch = "x86_64")]
 fn table() -> Table {
     Table {
         abi: Abi::Win64,
@@ -47,6 +63,7 @@ fn table() -> Table {
 /// What each target returns for the case's values, by a direct call (the
 /// stored bytes a libffi-form call must reproduce: narrow integers widened
 /// to 8 bytes, as `ffi_arg`).
+#[cfg(target_arch = "x86_64")]
 fn direct_results() -> Vec<Vec<u8>> {
     let i = INTS;
     let q = I64S;
@@ -77,6 +94,7 @@ fn direct_results() -> Vec<Vec<u8>> {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn direct(c: &mut Criterion) {
     direct_benches!(
         c,
@@ -95,6 +113,7 @@ fn direct(c: &mut Criterion) {
     );
 }
 
+#[cfg(target_arch = "x86_64")]
 fn indirect(c: &mut Criterion) {
     // S6 returns through a hidden pointer under Win64: the packed form
     // hands back the sret address.
@@ -108,9 +127,14 @@ fn indirect(c: &mut Criterion) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 criterion_group! {
     name = benches;
     config = config();
     targets = direct, indirect
 }
+#[cfg(target_arch = "x86_64")]
 criterion_main!(benches);
+
+#[cfg(not(target_arch = "x86_64"))]
+fn main() {}

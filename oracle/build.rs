@@ -1,53 +1,75 @@
-//! Compiles every C and assembly file under `c/` into one static library,
-//! and the C++ files into another.
-use std::path::Path;
+//! Compiles the C and assembly files of `c/` and of `c/<target arch>/` into
+//! one static library, and the C++ files of the same two directories into
+//! another.
+//!
+//! `c/` holds portable C that follows the target's native ABI; `c/x86_64/`
+//! and `c/aarch64/` hold what only makes sense on one instruction set
+//! (assembly, other conventions such as `ms_abi`, inline asm). The
+//! architecture is the target's (`CARGO_CFG_TARGET_ARCH`), not the build
+//! host's, so a cross build compiles the right directory; `cc` picks the
+//! target's compiler (`CC_<target>` / `CXX_<target>`).
+use std::path::{Path, PathBuf};
 
 fn main() {
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
+    let dirs = [PathBuf::from("c"), Path::new("c").join(&arch)];
+    for d in &dirs {
+        // New or removed files in either directory must rerun the script.
+        println!("cargo:rerun-if-changed={}", d.display());
+    }
+
     let mut build = cc::Build::new();
     build
         .opt_level(2)
         .warnings(true)
+        .include("c")
         .flag_if_supported("-fno-strict-aliasing");
-    let mut files: Vec<_> = std::fs::read_dir("c")
-        .expect("oracle/c exists")
+    for f in sources(&dirs, &["c", "S"]) {
+        build.file(f);
+    }
+    // Headers are inputs too.
+    sources(&dirs, &["h"]);
+    build.compile("jitffi_oracle");
+    compile_cxx(&dirs);
+}
+
+/// The files of `dirs` (not recursing) with one of `exts`, sorted, each
+/// registered with cargo as an input.
+fn sources(dirs: &[PathBuf], exts: &[&str]) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "S")))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| exts.contains(&e))
+        })
         .collect();
     files.sort();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        build.file(f);
     }
-    for h in std::fs::read_dir("c").expect("oracle/c exists").flatten() {
-        if h.path().extension().and_then(|e| e.to_str()) == Some("h") {
-            println!("cargo:rerun-if-changed={}", h.path().display());
-        }
-    }
-    println!("cargo:rerun-if-changed={}", Path::new("c").display());
-    build.compile("jitffi_oracle");
-    compile_cxx();
+    files
 }
 
 /// The C++ files (exceptions through generated code) go into a library of
 /// their own, built by g++ and linked with libstdc++.
-fn compile_cxx() {
-    let mut files: Vec<_> = std::fs::read_dir("c")
-        .expect("oracle/c exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("cpp"))
-        .collect();
+fn compile_cxx(dirs: &[PathBuf]) {
+    let files = sources(dirs, &["cpp"]);
     if files.is_empty() {
         return;
     }
-    files.sort();
     let mut build = cc::Build::new();
     build
         .cpp(true)
         .opt_level(2)
         .warnings(true)
+        .include("c")
         .flag("-std=c++17");
     for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
         build.file(f);
     }
     build.compile("jitffi_oracle_cxx");

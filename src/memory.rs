@@ -1659,6 +1659,21 @@ mod tests {
             .collect()
     }
 
+    /// This test binary as a command, through `$JITFFI_TEST_RUNNER` (the
+    /// emulator, where the kernel cannot exec the binary itself: qemu-user
+    /// without binfmt_misc).
+    fn self_command() -> std::process::Command {
+        let exe = std::env::current_exe().unwrap();
+        match std::env::var_os("JITFFI_TEST_RUNNER") {
+            Some(runner) if !runner.is_empty() => {
+                let mut cmd = std::process::Command::new(runner);
+                cmd.arg(exe);
+                cmd
+            }
+            _ => std::process::Command::new(exe),
+        }
+    }
+
     /// qemu-user cannot `mremap` shared anonymous memory into a second view
     /// (ENOMEM), so under it (`.ci/aarch64` sets `JITFFI_UNDER_QEMU`) the
     /// arena starts at the memfd strategy; real kernels must do all three.
@@ -2079,7 +2094,7 @@ mod tests {
     /// Runs `child_arena_chain` on `scenario` with `JITFFI_DEBUG=1`:
     /// (stdout, stderr), or `None` if seccomp is unavailable.
     fn run_chain_child(scenario: &str) -> Option<(String, String)> {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        let out = self_command()
             .args([
                 "--exact",
                 "memory::tests::child_arena_chain",
@@ -2519,7 +2534,7 @@ mod tests {
         if std::env::var_os(FREED_CHILD).is_some() {
             return;
         }
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        let out = self_command()
             .args([
                 "--exact",
                 "memory::tests::child_calls_a_freed_slot",

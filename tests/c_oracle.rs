@@ -4,12 +4,19 @@
 //! delivered and the bytes that came back must agree.
 //!
 //! Set `JITFFI_ORACLE_ONLY=<substring>` to run only matching cases.
-#![cfg(all(target_arch = "x86_64", unix))]
+//!
+//! The oracles are plain C, so this runs on every host with a capture shim
+//! (x86-64, AArch64) in the host's own convention; the register probes at
+//! the end are x86-64 assembly.
+#![cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), unix))]
 
 use std::ffi::c_void;
 
+#[cfg(target_arch = "x86_64")]
 use jitffi::plan::{ArgPass, Ext};
+#[cfg(target_arch = "x86_64")]
 use jitffi::{Cif, Type};
+#[cfg(target_arch = "x86_64")]
 use jitffi_oracle::discipline::{self, ProbeState};
 use jitffi_oracle::oracles::{self, Record};
 
@@ -314,16 +321,24 @@ fn returns_depend_on_every_argument() {
 /// caught, both on the way in and on the way back.
 #[test]
 fn mismatched_signatures_are_caught() {
-    // {int64, double} travels in rdi + xmm0, {double, int} in xmm0 + rdi.
-    let mut case = fixed("or_s_di", s_di(), [s_di(), s_di()]);
-    case.args = vec![s_qd(), s_qd()];
+    // x86-64: {int64, double} travels in rdi + xmm0, {double, int} in
+    // xmm0 + rdi. AArch64 passes both in x0 + x1 (neither is an HFA), but
+    // {float, float} in s0 + s1 and {float, int} in x0.
+    #[cfg(target_arch = "x86_64")]
+    let (mut case, told) = (
+        fixed("or_s_di", s_di(), [s_di(), s_di()]),
+        vec![s_qd(), s_qd()],
+    );
+    #[cfg(target_arch = "aarch64")]
+    let (mut case, told) = (fixed("or_s_fi", s_fi(), [s_fi()]), vec![s_ff()]);
+    case.args = told;
     let errs = run_case(&case, Mode::Raw, 1);
     assert!(
         errs.iter()
             .any(|e| e.starts_with("jitffi: argument 0 received")),
         "{errs:?}"
     );
-    // An int64 returned in rax, read back as a double from xmm0.
+    // An int64 returned in rax / x0, read back as a double from xmm0 / d0.
     let mut case = fixed("or_i64", i64(), [i64(), i64()]);
     case.ret = f64();
     let errs = run_case(&case, Mode::Raw, 1);
@@ -347,6 +362,7 @@ fn every_case_with_a_null_rvalue() {
     run_all(Mode::NullRvalue);
 }
 
+#[cfg(target_arch = "x86_64")]
 fn probe(cif: &Cif, avalue: &[*const c_void]) -> ProbeState {
     discipline::reset();
     let mut ret = Buf::new(cif.ret_buffer_size() + GUARD, 0);
@@ -366,6 +382,7 @@ fn probe(cif: &Cif, avalue: &[*const c_void]) -> ProbeState {
 /// Narrow integer arguments arrive extended: to 32 bits at least (what the
 /// psABI's users, clang first, rely on) and to the full register or slot
 /// when the plan says so (what libffi does).
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn narrow_integer_arguments_are_extended() {
     let types = [i8(), u8(), i16(), u16(), i32(), u32()];
@@ -431,6 +448,7 @@ fn narrow_integer_arguments_are_extended() {
     assert!(errs.is_empty(), "{}", errs.join("\n"));
 }
 
+#[cfg(target_arch = "x86_64")]
 fn mask_of(t: &Type) -> u64 {
     if t.size() >= 8 {
         u64::MAX
@@ -441,6 +459,7 @@ fn mask_of(t: &Type) -> u64 {
 
 /// A variadic call puts in `al` an upper bound (at most 8) on the vector
 /// registers it uses; gcc's va_start skips saving xmm0-7 when al is 0.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn variadic_calls_set_al() {
     for k in 0..=10usize {

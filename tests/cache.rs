@@ -52,7 +52,7 @@ fn different_shapes_get_different_code() {
     ];
     let mut seen = HashSet::new();
     for (ret, args, fixed) in &shapes {
-        let cif = Cif::with_abi(Abi::SysV64, ret.clone(), args, *fixed).unwrap();
+        let cif = Cif::with_abi(Abi::host(), ret.clone(), args, *fixed).unwrap();
         assert!(
             seen.insert(cif.raw_entry() as usize),
             "{ret} {args:?} {fixed:?} shares code with another shape"

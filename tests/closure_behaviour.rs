@@ -4,13 +4,16 @@
 //! process), re-entrancy and deep recursion, `new_mut` state, many threads
 //! creating, calling and dropping closures, W^X with many closures alive,
 //! and the release of a closure's state on drop.
-#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#![cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_os = "linux"
+))]
 
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::fmt::Debug;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -27,6 +30,9 @@ use shapes::*;
 #[path = "support/maps.rs"]
 mod maps;
 
+#[path = "support/child.rs"]
+mod child;
+
 // ---------------------------------------------------------- child runs
 
 /// Set in a child process to the name of the test it runs.
@@ -41,8 +47,7 @@ fn in_child(test: &str, body: impl FnOnce()) -> Option<Output> {
         body();
         return None;
     }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let out = Command::new(exe)
+    let out = child::self_command()
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test)
         .env("RUST_BACKTRACE", "0")

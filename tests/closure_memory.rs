@@ -2,7 +2,10 @@
 //! concurrent use never hands out a live slot twice, the pages keep W^X,
 //! and the code sits near jitffi.
 
-#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 
 use std::collections::HashSet;
 use std::sync::mpsc;
@@ -34,9 +37,14 @@ fn chunk_bytes() -> usize {
     round(CLOSURE_CHUNK_SLOTS * 16) + round(CLOSURE_CHUNK_SLOTS * record::SIZE)
 }
 
-/// A thunk returning what the trampoline put in r11: `mov rax, r11; ret`.
+/// A thunk returning the record pointer the trampoline passes (in r11 on
+/// x86-64, x17 on AArch64): `mov rax, r11; ret` / `mov x0, x17; ret`.
 fn r11_thunk() -> *const u8 {
-    memory::publish(&[0x4C, 0x89, 0xD8, 0xC3]).unwrap()
+    #[cfg(target_arch = "x86_64")]
+    let code: &[u8] = &[0x4C, 0x89, 0xD8, 0xC3];
+    #[cfg(target_arch = "aarch64")]
+    let code: &[u8] = &[0xE0, 0x03, 0x11, 0xAA, 0xC0, 0x03, 0x5F, 0xD6];
+    memory::publish(code).unwrap()
 }
 
 /// Points the slot at `r11_thunk`, calls it, and checks it reaches its own

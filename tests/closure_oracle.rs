@@ -16,7 +16,11 @@
 //! gcc as a variadic function.
 //!
 //! Set `JITFFI_ORACLE_ONLY=<substring>` to run only matching cases.
-#![cfg(all(target_arch = "x86_64", unix))]
+//!
+//! The oracles and their callers are plain C in the host's convention: this
+//! runs on x86-64 and AArch64; the register-state probes are x86-64
+//! assembly (AArch64 faults on a misaligned stack by itself).
+#![cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), unix))]
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jitffi::closure::{Args, Ret};
 use jitffi::plan::RetPass;
 use jitffi::{Cif, Closure, RawClosure, Type, TypeKind};
+#[cfg(target_arch = "x86_64")]
 use jitffi_oracle::discipline::{self, clobbered};
 use jitffi_oracle::oracles;
 
@@ -120,14 +125,18 @@ impl Probe {
     fn enter(&self, seen: &mut Seen, cif: *const Cif, rvalue: *mut c_void) {
         seen.calls += 1;
         // Rust code keeps the stack as aligned as it found it: a handler
-        // entered misaligned calls the probe misaligned.
-        // SAFETY: the probe touches nothing but its thread-local state.
-        unsafe { discipline::jitffi_probe_align() };
-        let align = discipline::state().align;
-        if align != 0 {
-            seen.errs.push(format!(
-                "the handler was entered with rsp {align} mod 16 off"
-            ));
+        // entered misaligned calls the probe misaligned. (AArch64 checks sp
+        // alignment in hardware: a misaligned handler faults instead.)
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: the probe touches nothing but its thread-local state.
+            unsafe { discipline::jitffi_probe_align() };
+            let align = discipline::state().align;
+            if align != 0 {
+                seen.errs.push(format!(
+                    "the handler was entered with rsp {align} mod 16 off"
+                ));
+            }
         }
         let want = self.cif.load(Ordering::Acquire);
         if cif as usize != want {
@@ -404,6 +413,7 @@ fn call_and_check(
     let ret_len = case.ret.size().max(8);
     let mut ret = Buf::new(ret_len + GUARD, RET_POISON);
     probe.take();
+    #[cfg(target_arch = "x86_64")]
     discipline::reset();
     // SAFETY: the closure has the signature `call` calls with (variadic
     // after the first parameter where the case is); `avalue` points at
@@ -590,6 +600,7 @@ fn every_case_through_a_rust_closure() {
 /// gcc's caller, the closure thunk and the handler together keep rbx, rbp,
 /// r12-r15, rsp, MXCSR, the x87 control word and stack depth, and do not
 /// write into the frame above.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn closures_keep_callee_saved_state() {
     let mut failures = Vec::new();
@@ -646,18 +657,25 @@ fn closures_keep_callee_saved_state() {
 /// caught, on the way in and on the way back.
 #[test]
 fn mismatched_closures_are_caught() {
-    // gcc passes {double, int} in xmm0 + rdi; a closure for {int64, double}
-    // reads rdi + xmm0.
-    let mut c = fixed("or_s_di", s_di(), [s_di(), s_di()]);
-    c.args = vec![s_qd(), s_qd()];
+    // x86-64: gcc passes {double, int} in xmm0 + rdi; a closure for
+    // {int64, double} reads rdi + xmm0. AArch64: gcc passes {float, int} in
+    // x0; a closure for {float, float} reads s0 + s1.
+    #[cfg(target_arch = "x86_64")]
+    let (mut c, told) = (
+        fixed("or_s_di", s_di(), [s_di(), s_di()]),
+        vec![s_qd(), s_qd()],
+    );
+    #[cfg(target_arch = "aarch64")]
+    let (mut c, told) = (fixed("or_s_fi", s_fi(), [s_fi()]), vec![s_ff()]);
+    c.args = told;
     let errs = run_case(&c, Kind::Raw, RetWrite::Exact);
     assert!(
         errs.iter()
             .any(|e| e.contains("argument 0 (") && e.contains("received")),
         "{errs:?}"
     );
-    // An int64 return read by gcc from rax, a closure returning a double in
-    // xmm0.
+    // An int64 return read by gcc from rax / x0, a closure returning a
+    // double in xmm0 / d0.
     let mut c = fixed("or_i64", i64(), [i64(), i64()]);
     c.ret = f64();
     let errs = run_case(&c, Kind::Rust, RetWrite::Exact);

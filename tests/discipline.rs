@@ -1,8 +1,12 @@
 //! Register and stack discipline of jitffi's call stubs, observed by
-//! assembly probes (`oracle/c/discipline.S`): 16-byte alignment at the
-//! call, callee-saved registers and rsp kept, nothing assumed to survive in
-//! caller-saved registers, nothing written into the caller's arguments.
-#![cfg(all(target_arch = "x86_64", unix))]
+//! assembly probes (`oracle/c/<arch>/discipline.S`): 16-byte alignment at
+//! the call, callee-saved registers and the stack pointer kept (x86-64:
+//! rbx, rbp, r12-r15, rsp; AArch64: x19-x29, sp, the low halves of
+//! v8-v15), nothing assumed to survive in caller-saved registers, nothing
+//! written into the caller's arguments, no load reaching past an argument,
+//! and (AArch64) every argument in exactly the register or stack slot its
+//! plan names.
+#![cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), unix))]
 
 use std::ffi::c_void;
 
@@ -115,6 +119,7 @@ fn x87_results(cif: &Cif) -> usize {
 }
 
 /// Pops `n` values a packed stub left on the x87 stack.
+#[cfg(target_arch = "x86_64")]
 fn pop_x87(n: usize) {
     for _ in 0..n {
         // SAFETY: a value is on the x87 stack (the packed stub returned it);
@@ -127,6 +132,20 @@ fn pop_x87(n: usize) {
             )
         };
     }
+}
+
+/// AArch64 has no x87 stack: no plan puts a value there.
+#[cfg(target_arch = "aarch64")]
+fn pop_x87(n: usize) {
+    assert_eq!(n, 0, "an x87 result on AArch64");
+}
+
+/// The [`clobbered`] bit of a changed x87 stack depth (none on AArch64).
+fn x87_stack_bit() -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    return clobbered::X87_STACK;
+    #[cfg(target_arch = "aarch64")]
+    return 0;
 }
 
 fn packed_as_raw(cif: &Cif) -> RawStub {
@@ -190,9 +209,10 @@ fn the_stack_is_16_aligned_at_the_call() {
         let mut ret = Buf::new(cif.ret_buffer_size() + 16, 0);
         for form in ["call_raw", "call_packed", "raw via call_checked"] {
             discipline::reset();
-            // SAFETY: the probe ignores its arguments and returns rdi in rax,
-            // valid for every return convention used here (none is x87);
-            // buffers are sized and aligned from the cif.
+            // SAFETY: the probe ignores its arguments and returns its first
+            // one (rdi in rax, x0 in x0), valid for every return convention
+            // used here (none is x87); buffers are sized and aligned from
+            // the cif.
             let mask = unsafe {
                 match form {
                     "call_raw" => {
@@ -225,7 +245,7 @@ fn the_stack_is_16_aligned_at_the_call() {
                 ));
             } else if s.align != 0 {
                 errs.push(format!(
-                    "{name} [{form}]: rsp at the call was {} mod 16",
+                    "{name} [{form}]: the stack pointer at the call was {} mod 16",
                     s.align
                 ));
             }
@@ -278,8 +298,9 @@ fn oracle_vals(s: &Case, cif: &Cif) -> Vals {
     vals
 }
 
-/// rbx, rbp, r12-r15 and rsp survive every stub; the x87 stack is balanced
-/// (long double returns popped, even when the value is dropped).
+/// rbx, rbp, r12-r15 and rsp (AArch64: x19-x29, sp, d8-d15, FPCR) survive
+/// every stub; the x87 stack is balanced (long double returns popped, even
+/// when the value is dropped).
 #[test]
 fn callee_saved_registers_survive_every_stub() {
     let mut errs = Vec::new();
@@ -316,11 +337,7 @@ fn callee_saved_registers_survive_every_stub() {
                 0
             };
             pop_x87(left_on_x87);
-            let expected = if left_on_x87 > 0 {
-                clobbered::X87_STACK
-            } else {
-                0
-            };
+            let expected = if left_on_x87 > 0 { x87_stack_bit() } else { 0 };
             if mask != expected {
                 errs.push(format!(
                     "{} [{form}]: {} not preserved",
@@ -576,6 +593,7 @@ fn clobber_check(
 /// registers), their stack arguments and the red zone: the stub must keep
 /// what it needs after the call (rvalue above all) in callee-saved
 /// registers or its own frame.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn stubs_keep_nothing_in_caller_saved_registers() {
     let mut errs = Vec::new();
@@ -670,6 +688,7 @@ fn stubs_keep_nothing_in_caller_saved_registers() {
 
 // A "stub" that breaks three promises: rbx and r14 changed, an x87 value
 // left on the register stack.
+#[cfg(target_arch = "x86_64")]
 std::arch::global_asm!(
     ".globl discipline_test_bad_stub",
     "discipline_test_bad_stub:",
@@ -686,12 +705,14 @@ std::arch::global_asm!(
     "ret",
 );
 
+#[cfg(target_arch = "x86_64")]
 extern "C" {
     fn discipline_test_bad_stub(f: *const c_void, r: *mut c_void, a: *const *const c_void);
     fn discipline_test_misaligning_stub(f: *const c_void, r: *mut c_void, a: *const *const c_void);
 }
 
 /// The alignment probe can fail.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn the_alignment_probe_sees_a_misaligned_call() {
     discipline::reset();
@@ -710,6 +731,7 @@ fn the_alignment_probe_sees_a_misaligned_call() {
 }
 
 /// The checker can fail: each broken promise is reported.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn call_checked_catches_broken_promises() {
     // SAFETY: the bad stub touches registers only; call_checked restores
@@ -730,4 +752,558 @@ fn call_checked_catches_broken_promises() {
         "{}",
         clobbered::describe(mask)
     );
+}
+
+// ================================================================ AArch64
+
+/// The AAPCS64 side: the oracles of `oracle/c/aarch64/aapcs64.c` (HFAs,
+/// by-reference composites, `x8` results, odd sizes) through the same
+/// checks, the AArch64 clobber callees, every argument against its plan,
+/// and the probes' own failure modes.
+#[cfg(target_arch = "aarch64")]
+mod aarch64 {
+    use super::*;
+    use jitffi::plan::{ArgPass, Loc, RetPass};
+    use jitffi_oracle::aapcs64::{self as a64, Ty};
+
+    fn jt(t: &Ty) -> Type {
+        match t {
+            Ty::Void => Type::void(),
+            Ty::I8 => Type::i8(),
+            Ty::U8 => Type::u8(),
+            Ty::I16 => Type::i16(),
+            Ty::U16 => Type::u16(),
+            Ty::I32 => Type::i32(),
+            Ty::U32 => Type::u32(),
+            Ty::I64 => Type::i64(),
+            Ty::U64 => Type::u64(),
+            Ty::I128 => Type::i128(),
+            Ty::U128 => Type::u128(),
+            Ty::F32 => Type::f32(),
+            Ty::F64 => Type::f64(),
+            Ty::F128 => Type::long_double(),
+            Ty::Ptr => Type::pointer(),
+            Ty::CF32 => Type::complex_f32(),
+            Ty::CF64 => Type::complex_f64(),
+            Ty::CF128 => Type::complex_long_double(),
+            Ty::Struct(f) => Type::structure(f.iter().map(jt)).expect("valid struct"),
+            Ty::Union(f) => Type::union(f.iter().map(jt)).expect("valid union"),
+            Ty::Array(e, n) => Type::array(jt(e), *n).expect("valid array"),
+        }
+    }
+
+    /// An AArch64 oracle case and jitffi's cif for it.
+    struct A64 {
+        case: a64::Case,
+        cif: Cif,
+    }
+
+    fn a64_case(name: &str) -> A64 {
+        let case = a64::case(name).unwrap_or_else(|| panic!("{name} is not in the C table"));
+        let (ret, args): (Type, Vec<Type>) = (jt(&case.ret), case.args.iter().map(jt).collect());
+        let cif = match case.fixed {
+            None => Cif::new(ret, &args),
+            Some(n) => Cif::new_variadic(ret, &args[..n], &args[n..]),
+        }
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        A64 { case, cif }
+    }
+
+    /// Argument values: seeded patterns, the variadic count where needed.
+    fn a64_vals(c: &A64) -> Vals {
+        let mut vals = Vals::new(&c.cif);
+        if c.case.fixed.is_some() {
+            assert!(
+                !c.case.name.starts_with("a_va_fmt"),
+                "format-string cases need a format"
+            );
+            vals.set_int(&c.cif, 0, (c.case.args.len() - 1) as i64);
+        }
+        vals
+    }
+
+    /// HFAs in and out (up to four long doubles), HFAs and composites
+    /// that no longer fit, by-reference copies, results through x8, stack
+    /// arguments of every alignment, variadic spills.
+    const EDGE_CASES: [&str; 18] = [
+        "a_s_ld4",
+        "a_s_d4",
+        "a_hfa_full_ld",
+        "a_hfa_after_full",
+        "a_scribble",
+        "a_s_100",
+        "a_s_fff",
+        "a_sret_stack",
+        "a_large_mixed",
+        "a_large_stack",
+        "a_i128_stack2",
+        "a_small_full_odd",
+        "a_cf128",
+        "a_f128_spill",
+        "a_spill_mixed",
+        "a_va_ld9",
+        "a_va_s24",
+        "a_u_dd",
+    ];
+
+    /// x19-x29, sp, d8-d15 and FPCR survive every stub on the AAPCS64 edge
+    /// cases, in both entry forms and with a null rvalue; the oracle runs
+    /// once with every argument.
+    #[test]
+    fn callee_saved_registers_survive_aapcs64_edge_cases() {
+        let mut errs = Vec::new();
+        for name in EDGE_CASES {
+            let c = a64_case(name);
+            let mut vals = a64_vals(&c);
+            for (form, null_ret) in [
+                ("raw", false),
+                ("raw, rvalue NULL", true),
+                ("packed", false),
+            ] {
+                let mut ret = Buf::new(c.cif.ret_buffer_size() + 16, 0);
+                let rv = if null_ret {
+                    std::ptr::null_mut()
+                } else {
+                    ret.ptr()
+                };
+                let (stub, args) = if form == "packed" {
+                    (packed_as_raw(&c.cif), vals.packed.ptr().cast_const().cast())
+                } else {
+                    (c.cif.raw_entry(), vals.avalue.as_ptr())
+                };
+                a64::reset();
+                // SAFETY: the cif describes the oracle; the argument values
+                // are valid for their types; rv is null or large enough.
+                let mask = unsafe { discipline::call_checked(stub, c.case.func, rv, args) };
+                let rec = a64::record();
+                if mask != 0 {
+                    errs.push(format!(
+                        "{name} [{form}]: {} not preserved",
+                        clobbered::describe(mask)
+                    ));
+                }
+                if rec.calls != 1 || rec.count != c.case.args.len() as i32 {
+                    errs.push(format!(
+                        "{name} [{form}]: oracle recorded {} arguments in {} calls",
+                        rec.count, rec.calls
+                    ));
+                }
+            }
+        }
+        assert!(errs.is_empty(), "{}", errs.join("\n"));
+    }
+
+    /// Neither the avalue array, nor the argument values, nor the packed
+    /// buffer change, though `a_scribble` overwrites its by-reference
+    /// arguments and every callee owns its stack arguments.
+    #[test]
+    fn aapcs64_arguments_are_untouched() {
+        let mut errs = Vec::new();
+        for name in EDGE_CASES {
+            let c = a64_case(name);
+            let mut vals = a64_vals(&c);
+            let before = vals.snapshot();
+            let mut ret = Buf::new(c.cif.ret_buffer_size() + 16, 0);
+            // SAFETY: as in `callee_saved_registers_survive_aapcs64_edge_cases`.
+            unsafe {
+                c.cif.call_raw(c.case.func, ret.ptr(), vals.avalue.as_ptr());
+                native_ret::call_packed_into(
+                    c.cif.plan(),
+                    c.cif.packed_entry() as *const c_void,
+                    c.case.func,
+                    ret.ptr(),
+                    vals.packed.ptr(),
+                );
+            }
+            if vals.snapshot() != before {
+                errs.push(format!("{name}: the caller's arguments changed"));
+            }
+        }
+        assert!(errs.is_empty(), "{}", errs.join("\n"));
+    }
+
+    /// Every argument of every size sits flush against an inaccessible
+    /// page, and so does the return buffer (exactly `ret_buffer_size`
+    /// bytes): a load or store one byte too wide faults (and kills this
+    /// test with SIGSEGV). Composites of 1-16 bytes, HFAs of three floats,
+    /// by-reference copies and stack arguments all get their exact bytes.
+    #[test]
+    fn aapcs64_loads_and_stores_stay_inside_each_value() {
+        let mut names: Vec<String> = (1..=16).map(|n| format!("a_s_c{n}")).collect();
+        names.extend(
+            [
+                "a_i8",
+                "a_u16",
+                "a_i32",
+                "a_f32",
+                "a_narrow_stack",
+                "a_f32_spill",
+                "a_s_odd",
+                "a_s_scs",
+                "a_s_fff",
+                "a_s_fi",
+                "a_s_cf2",
+                "a_u_ff",
+                "a_s_f5",
+                "a_s_40",
+                "a_hfa_full",
+                "a_small_full_odd",
+                "a_large_mixed",
+                "a_cf32",
+            ]
+            .map(String::from),
+        );
+        let mut errs = Vec::new();
+        for name in &names {
+            let c = a64_case(name);
+            let vals = a64_vals(&c);
+            let mut pages: Vec<GuardedPage> =
+                c.case.args.iter().map(|_| GuardedPage::new()).collect();
+            let avalue: Vec<*const c_void> = pages
+                .iter_mut()
+                .zip(&vals.bufs)
+                .map(|(p, b)| p.place(b.bytes()))
+                .collect();
+            let mut ret_page = GuardedPage::new();
+            let rv = ret_page
+                .place(&vec![0u8; c.cif.ret_buffer_size()])
+                .cast_mut();
+            let rv = if c.case.ret == Ty::Void {
+                std::ptr::null_mut()
+            } else {
+                rv
+            };
+            a64::reset();
+            let mut scratch = Buf::new(c.cif.ret_buffer_size() + 16, 0);
+            // SAFETY: the cif describes the oracle; every avalue entry
+            // points at a value of its type (copied from `vals`, aligned by
+            // construction); rv holds `ret_buffer_size` bytes.
+            unsafe { (c.case.direct)(scratch.ptr(), avalue.as_ptr()) };
+            let want = a64::record();
+            a64::reset();
+            // SAFETY: as above.
+            unsafe { c.cif.call_raw(c.case.func, rv, avalue.as_ptr()) };
+            let got = a64::record();
+            if got != want {
+                errs.push(format!("{name}: received {got:?}, gcc delivered {want:?}"));
+            }
+            let n = c.cif.ret().size().min(c.cif.ret_buffer_size());
+            if !rv.is_null() {
+                // SAFETY: rv holds ret_buffer_size >= n initialised bytes.
+                let got = unsafe { std::slice::from_raw_parts(rv.cast::<u8>(), n) };
+                let m = mask(c.cif.ret());
+                if masked(got, &m) != masked(&scratch.bytes()[..n], &m) {
+                    errs.push(format!(
+                        "{name}: returned {}, gcc's call {}",
+                        hex(got),
+                        hex(&scratch.bytes()[..n])
+                    ));
+                }
+            }
+        }
+        assert!(errs.is_empty(), "{}", errs.join("\n"));
+    }
+
+    /// The callees trash x0-x18 (but the result), v0-v7 and v16-v31 (but
+    /// the result's low bits), the upper halves of v8-v15, their stack
+    /// arguments and 128 bytes below sp: the stub must keep what it needs
+    /// after the call (rvalue above all) in callee-saved registers or its
+    /// own frame.
+    #[test]
+    fn stubs_keep_nothing_in_caller_saved_registers() {
+        let mut errs = Vec::new();
+        let args: [i64; 10] = [
+            0x0102_0304_0506_0708,
+            -2,
+            0x7fff_0000_ffff_0001,
+            -0x1234_5678,
+            5,
+            i64::MIN,
+            0x0bad_cafe,
+            -9,
+            0x7777_1111_2222_3333,
+            -0x4000_0000_0000,
+        ];
+        let set_ints = |c: &Cif| {
+            let mut vals = Vals::new(c);
+            for (i, a) in args.iter().enumerate() {
+                vals.set_int(c, i, *a);
+            }
+            vals
+        };
+
+        let c = cif(i64(), &n_of(i64(), 10));
+        let want = discipline::clobber_callee_expected(&args);
+        clobber_check(
+            "int64(int64 x10)",
+            &c,
+            discipline::jitffi_clobber_callee,
+            &mut set_ints(&c),
+            &|r| {
+                let got = i64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("returned {got:#x}, expected {want:#x}"))
+                }
+            },
+            &mut errs,
+        );
+
+        let c = cif(s_q4(), &n_of(i64(), 10));
+        let want = [
+            args[0] ^ args[5],
+            args[1] ^ args[6],
+            args[2] ^ args[7],
+            args[3]
+                .wrapping_add(args[4])
+                .wrapping_add(args[8])
+                .wrapping_add(args[9]),
+        ];
+        clobber_check(
+            "sret {int64 x4}(int64 x10)",
+            &c,
+            discipline::jitffi_clobber_sret,
+            &mut set_ints(&c),
+            &|r| {
+                let got: Vec<i64> = r[..32]
+                    .chunks(8)
+                    .map(|w| i64::from_le_bytes(w.try_into().expect("8 bytes")))
+                    .collect();
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("returned {got:x?}, expected {want:x?}"))
+                }
+            },
+            &mut errs,
+        );
+
+        let xs: Vec<f64> = (0..10).map(|i| 1.5f64.powi(i) - 3.25 * i as f64).collect();
+        let set_doubles = |c: &Cif| {
+            let mut vals = Vals::new(c);
+            for (i, x) in xs.iter().enumerate() {
+                vals.set_int(c, i, x.to_bits() as i64);
+            }
+            vals
+        };
+        let c = cif(f64(), &n_of(f64(), 10));
+        let want = xs.iter().skip(1).fold(xs[0], |acc, x| acc + x);
+        clobber_check(
+            "double(double x10)",
+            &c,
+            discipline::jitffi_clobber_f64,
+            &mut set_doubles(&c),
+            &|r| {
+                let got = f64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+                if got.to_bits() == want.to_bits() {
+                    Ok(())
+                } else {
+                    Err(format!("returned {got}, expected {want}"))
+                }
+            },
+            &mut errs,
+        );
+
+        let c = cif(st([arr(f64(), 4)]), &n_of(f64(), 10));
+        let want = [
+            xs[0] + xs[4] + xs[8],
+            xs[1] + xs[5] + xs[9],
+            xs[2] + xs[6],
+            xs[3] + xs[7],
+        ];
+        clobber_check(
+            "HFA {double x4}(double x10)",
+            &c,
+            discipline::jitffi_clobber_hfa,
+            &mut set_doubles(&c),
+            &|r| {
+                let got: Vec<f64> = r[..32]
+                    .chunks(8)
+                    .map(|w| f64::from_le_bytes(w.try_into().expect("8 bytes")))
+                    .collect();
+                if got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+                {
+                    Ok(())
+                } else {
+                    Err(format!("returned {got:?}, expected {want:?}"))
+                }
+            },
+            &mut errs,
+        );
+        assert!(errs.is_empty(), "{}", errs.join("\n"));
+    }
+
+    /// Every piece of every argument is in exactly the register or stack
+    /// slot its plan names (the probe sees x0-x8, q0-q7 and 16 stack
+    /// slots); by-reference arguments come as the address of an aligned
+    /// copy, not of the caller's value; a result in memory goes to x8.
+    #[test]
+    fn arguments_land_where_the_plan_says() {
+        let mut errs = Vec::new();
+        let mut checked = 0;
+        for case in a64::cases() {
+            if case.name.starts_with("a_va_fmt") {
+                continue;
+            }
+            let c = a64_case(case.name);
+            let vals = a64_vals(&c);
+            let mut ret = Buf::new(c.cif.ret_buffer_size() + 16, 0);
+            discipline::reset();
+            // SAFETY: the probe reads registers and stack slots only and
+            // returns x0 unchanged, which every return convention tolerates.
+            unsafe {
+                c.cif.call_raw(
+                    discipline::jitffi_probe_regs as *const c_void,
+                    ret.ptr(),
+                    vals.avalue.as_ptr(),
+                )
+            };
+            let s = discipline::state();
+            let mut err = |e: String| errs.push(format!("{}: {e}", case.name));
+            if s.regs_calls != 1 {
+                err("the probe was not called once".into());
+                continue;
+            }
+            let stack: Vec<u8> = s.stack.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let slot = |loc: Loc, size: usize| -> Option<Vec<u8>> {
+                match loc {
+                    Loc::Gpr(n) if n <= 8 => Some(s.gpr[n as usize].to_le_bytes()[..size].to_vec()),
+                    Loc::Vec(n) if n < 8 => Some(s.vec[n as usize][..size].to_vec()),
+                    Loc::Stack(off) if off as usize + size <= stack.len() => {
+                        Some(stack[off as usize..off as usize + size].to_vec())
+                    }
+                    _ => None,
+                }
+            };
+            for (i, a) in c.cif.plan().args.iter().enumerate() {
+                let value = vals.bufs[i].bytes();
+                let m = mask(&a.ty);
+                match &a.pass {
+                    ArgPass::Direct(pieces) => {
+                        for p in pieces {
+                            let (off, size) = (p.offset as usize, p.size as usize);
+                            let Some(got) = slot(p.loc, size) else {
+                                continue;
+                            };
+                            checked += 1;
+                            let m = &m[off..off + size];
+                            if masked(&got, m) != masked(&value[off..off + size], m) {
+                                err(format!(
+                                    "argument {i} ({}) bytes [{off}..{}) in {}: {}, expected {}",
+                                    a.ty,
+                                    off + size,
+                                    p.loc.name(jitffi::Arch::Aarch64),
+                                    hex(&got),
+                                    hex(&value[off..off + size])
+                                ));
+                            }
+                        }
+                    }
+                    ArgPass::Indirect { pointer } => {
+                        let Some(got) = slot(*pointer, 8) else {
+                            continue;
+                        };
+                        checked += 1;
+                        let addr = u64::from_le_bytes(got.try_into().expect("8 bytes"));
+                        if addr == vals.avalue[i] as u64 {
+                            err(format!(
+                                "argument {i} ({}) passed as the caller's value",
+                                a.ty
+                            ));
+                        } else if addr == 0 || addr % a.ty.align() as u64 != 0 {
+                            err(format!(
+                                "argument {i} ({}): copy at {addr:#x} misaligned",
+                                a.ty
+                            ));
+                        }
+                    }
+                }
+            }
+            if let RetPass::Indirect { pointer, .. } = c.cif.plan().ret.pass {
+                checked += 1;
+                if slot(pointer, 8) != Some((ret.ptr() as u64).to_le_bytes().to_vec()) {
+                    err(format!(
+                        "the result address in {} is not rvalue",
+                        pointer.name(jitffi::Arch::Aarch64)
+                    ));
+                }
+            }
+        }
+        assert!(checked > 300, "only {checked} locations checked");
+        assert!(errs.is_empty(), "{}", errs.join("\n"));
+    }
+
+    // A "stub" that breaks four promises: x19, x22 and d9 changed, and a
+    // word written above its entry sp (into its caller's frame).
+    std::arch::global_asm!(
+        ".globl discipline_test_bad_stub",
+        "discipline_test_bad_stub:",
+        "mov x19, #1",
+        "mov x22, #2",
+        "fmov d9, xzr",
+        "str xzr, [sp]",
+        "ret",
+        // A "stub" that calls fn (x0) with sp 8 bytes off, touching no
+        // memory through sp meanwhile (x9 survives the probe).
+        ".globl discipline_test_misaligning_stub",
+        "discipline_test_misaligning_stub:",
+        "mov x9, x30",
+        "sub sp, sp, #8",
+        "blr x0",
+        "add sp, sp, #8",
+        "mov x30, x9",
+        "ret",
+    );
+
+    extern "C" {
+        fn discipline_test_bad_stub(f: *const c_void, r: *mut c_void, a: *const *const c_void);
+        fn discipline_test_misaligning_stub(
+            f: *const c_void,
+            r: *mut c_void,
+            a: *const *const c_void,
+        );
+    }
+
+    /// The alignment probe can fail.
+    #[test]
+    fn the_alignment_probe_sees_a_misaligned_call() {
+        discipline::reset();
+        // SAFETY: the misaligning stub only calls the probe, which touches
+        // no memory through sp, only its thread-local state.
+        let mask = unsafe {
+            discipline::call_checked(
+                discipline_test_misaligning_stub,
+                discipline::jitffi_probe_align as *const c_void,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            )
+        };
+        let s = discipline::state();
+        assert_eq!((mask, s.align_calls, s.align), (0, 1, 8));
+    }
+
+    /// The checker can fail: each broken promise is reported.
+    #[test]
+    fn call_checked_catches_broken_promises() {
+        // SAFETY: the bad stub changes registers call_checked restores and
+        // reports, and the canary word call_checked owns.
+        let mask = unsafe {
+            discipline::call_checked(
+                discipline_test_bad_stub,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            mask,
+            clobbered::X19 | clobbered::X22 | clobbered::D9 | clobbered::CALLER_FRAME,
+            "{}",
+            clobbered::describe(mask)
+        );
+    }
 }

@@ -1,13 +1,15 @@
 //! Static chains (libffi's `ffi_call_go` and Go closures) against gcc.
 //!
-//! Outgoing: `Compiled::chain_entry` stubs call assembly callees of
-//! `oracle/c/static_chain.c` that fold the chain register (`r10`) into
-//! their result; gcc's own `__builtin_call_with_static_chain` calls of the
-//! same callees give the expected values. Incoming: gcc callers enter a
-//! Go closure record's code with the record as their static chain; the
-//! shape's `go_closure_thunk` must hand the record's handler the record's
-//! cif, the arguments, and the record itself as user data.
-#![cfg(all(target_arch = "x86_64", unix))]
+//! Outgoing: `Compiled::chain_entry` stubs call assembly callees that fold
+//! the chain register (`r10` on x86-64, `x18` on AArch64) into their
+//! result; gcc's own `__builtin_call_with_static_chain` calls of the same
+//! callees (`oracle/c/static_chain.c`) give the expected values. Incoming:
+//! gcc callers enter a Go closure record's code with the record as their
+//! static chain; the shape's `go_closure_thunk` must hand the record's
+//! handler the record's cif, the arguments, and the record itself as user
+//! data. The callees are in `oracle/c/x86_64/static_chain_x86.c` (x86-64,
+//! with the Microsoft x64 cases) and below (AArch64).
+#![cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), unix))]
 
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -36,22 +38,93 @@ struct GoClosure {
     bias: i64,
 }
 
+// The callees (declared without their types: only called through stubs
+// and through gcc's callers):
+//   int64_t plus(int64_t a, int64_t b)         chain + 3a + b
+//   void store(int64_t *out, int64_t a)        *out = chain + a
+//   int64_t stack(int64_t a0, ..., int64_t a7) chain + a0 + 5a6 + 7a7
+//   struct sc_big big(int64_t a)               {chain, a, chain ^ a, 7}
+//   double dbl(double x, int64_t n)            x * n + chain
 extern "C" {
+    #[cfg_attr(target_arch = "aarch64", link_name = "sc_a64_chain_plus")]
     fn sc_chain_plus();
+    #[cfg_attr(target_arch = "aarch64", link_name = "sc_a64_chain_store")]
     fn sc_chain_store();
+    #[cfg_attr(target_arch = "aarch64", link_name = "sc_a64_chain_stack")]
     fn sc_chain_stack();
+    #[cfg_attr(target_arch = "aarch64", link_name = "sc_a64_chain_big")]
     fn sc_chain_big();
+    #[cfg_attr(target_arch = "aarch64", link_name = "sc_a64_chain_double")]
     fn sc_chain_double();
-    fn sc_chain_ms();
-    fn sc_direct_plus(chain: *const c_void, a: i64, b: i64) -> i64;
-    fn sc_direct_stack(chain: *const c_void, base: i64) -> i64;
-    fn sc_direct_ms(chain: *const c_void) -> i64;
+    fn sc_direct_plus(f: unsafe extern "C" fn(), chain: *const c_void, a: i64, b: i64) -> i64;
+    fn sc_direct_stack(f: unsafe extern "C" fn(), chain: *const c_void, base: i64) -> i64;
     fn sc_call_go_plus(c: *mut GoClosure, a: i64, b: i64) -> i64;
     fn sc_call_go_stack(c: *mut GoClosure, base: i64) -> i64;
     fn sc_call_go_big(c: *mut GoClosure, a: i64, out: *mut Big);
     fn sc_call_go_double(c: *mut GoClosure, x: f64, n: i64) -> f64;
+}
+
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    fn sc_chain_ms();
+    fn sc_direct_ms(chain: *const c_void) -> i64;
     fn sc_call_go_ms(c: *mut GoClosure) -> i64;
 }
+
+// The AArch64 callees: the chain arrives in x18, gcc's static chain
+// register; an indirect result (big) goes to the address in x8.
+#[cfg(target_arch = "aarch64")]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 2",
+    ".globl sc_a64_chain_plus",
+    ".type sc_a64_chain_plus, %function",
+    "sc_a64_chain_plus:",
+    "add x9, x0, x0, lsl #1",
+    "add x9, x9, x1",
+    "add x0, x9, x18",
+    "ret",
+    ".size sc_a64_chain_plus, . - sc_a64_chain_plus",
+    ".globl sc_a64_chain_store",
+    ".type sc_a64_chain_store, %function",
+    "sc_a64_chain_store:",
+    "add x9, x18, x1",
+    "str x9, [x0]",
+    "ret",
+    ".size sc_a64_chain_store, . - sc_a64_chain_store",
+    ".globl sc_a64_chain_stack",
+    ".type sc_a64_chain_stack, %function",
+    "sc_a64_chain_stack:",
+    "mov x10, #5",
+    "mul x9, x6, x10",
+    "mov x10, #7",
+    "madd x9, x7, x10, x9",
+    "add x9, x9, x0",
+    "add x0, x9, x18",
+    "ret",
+    ".size sc_a64_chain_stack, . - sc_a64_chain_stack",
+    ".globl sc_a64_chain_big",
+    ".type sc_a64_chain_big, %function",
+    "sc_a64_chain_big:",
+    "eor x9, x18, x0",
+    "mov x10, #7",
+    "stp x18, x0, [x8]",
+    "stp x9, x10, [x8, #16]",
+    "ret",
+    ".size sc_a64_chain_big, . - sc_a64_chain_big",
+    ".globl sc_a64_chain_double",
+    ".type sc_a64_chain_double, %function",
+    "sc_a64_chain_double:",
+    "scvtf d1, x0",
+    "fmul d0, d0, d1",
+    "scvtf d1, x18",
+    "fadd d0, d0, d1",
+    "ret",
+    ".size sc_a64_chain_double, . - sc_a64_chain_double",
+);
+
+/// The host's C convention.
+const HOST: Abi = Abi::host();
 
 fn i64s(n: usize) -> Vec<Type> {
     vec![Type::i64(); n]
@@ -90,6 +163,7 @@ unsafe fn call_with_chain(
 
 const CHAINS: [usize; 3] = [0x1234_5678_9ABC, 7, usize::MAX - 41];
 
+/// In r10 on x86-64, x18 on AArch64.
 #[test]
 fn chain_stubs_pass_the_chain_in_r10() {
     for chain in CHAINS {
@@ -98,7 +172,7 @@ fn chain_stubs_pass_the_chain_in_r10() {
         // SAFETY: sc_chain_plus is int64_t(int64_t, int64_t).
         unsafe {
             call_with_chain(
-                Abi::SysV64,
+                HOST,
                 &Type::i64(),
                 &i64s(2),
                 sc_chain_plus,
@@ -108,21 +182,17 @@ fn chain_stubs_pass_the_chain_in_r10() {
             )
         };
         // SAFETY: gcc's call of the same callee with the same chain.
-        let want = unsafe { sc_direct_plus(chain as *const c_void, a, b) };
+        let want = unsafe { sc_direct_plus(sc_chain_plus, chain as *const c_void, a, b) };
         assert_eq!(r, want, "chain {chain:#x}");
         assert_eq!(r, (chain as i64).wrapping_add(3 * a + b));
     }
 }
 
+/// No frame: x86-64 keeps the chain in the red zone; AArch64 loads it
+/// into x18 right before the branch.
 #[test]
 fn a_tail_chain_stub_keeps_the_chain_in_the_red_zone() {
-    let c = cache::lookup(
-        Abi::SysV64,
-        &Type::void(),
-        &[Type::pointer(), Type::i64()],
-        None,
-    )
-    .unwrap();
+    let c = cache::lookup(HOST, &Type::void(), &[Type::pointer(), Type::i64()], None).unwrap();
     assert!(
         c.plan.stack_bytes == 0 && c.plan.ret.ty.is_void(),
         "no frame: a tail stub"
@@ -133,7 +203,7 @@ fn a_tail_chain_stub_keeps_the_chain_in_the_red_zone() {
         // SAFETY: sc_chain_store is void(int64_t *, int64_t).
         unsafe {
             call_with_chain(
-                Abi::SysV64,
+                HOST,
                 &Type::void(),
                 &[Type::pointer(), Type::i64()],
                 sc_chain_store,
@@ -157,7 +227,7 @@ fn chain_stubs_with_frames() {
         // SAFETY: sc_chain_stack is int64_t(8 x int64_t).
         unsafe {
             call_with_chain(
-                Abi::SysV64,
+                HOST,
                 &Type::i64(),
                 &i64s(8),
                 sc_chain_stack,
@@ -167,7 +237,9 @@ fn chain_stubs_with_frames() {
             )
         };
         // SAFETY: gcc's call with the same chain.
-        assert_eq!(r, unsafe { sc_direct_stack(chain as *const c_void, 100) });
+        assert_eq!(r, unsafe {
+            sc_direct_stack(sc_chain_stack, chain as *const c_void, 100)
+        });
 
         // A value returned in memory, into rvalue and into the stub's own
         // buffer (null rvalue).
@@ -182,7 +254,7 @@ fn chain_stubs_with_frames() {
             // SAFETY: sc_chain_big is struct sc_big(int64_t).
             unsafe {
                 call_with_chain(
-                    Abi::SysV64,
+                    HOST,
                     &big(),
                     &[Type::i64()],
                     sc_chain_big,
@@ -211,7 +283,7 @@ fn chain_stubs_with_frames() {
         // SAFETY: sc_chain_double is double(double, int64_t).
         unsafe {
             call_with_chain(
-                Abi::SysV64,
+                HOST,
                 &Type::f64(),
                 &[Type::f64(), Type::i64()],
                 sc_chain_double,
@@ -223,24 +295,30 @@ fn chain_stubs_with_frames() {
         assert_eq!(d, 6.0 + small as f64);
 
         // Win64: shadow space and a stack argument.
-        let vals: Vec<i64> = (1..=5).collect();
-        let ptrs: Vec<*const c_void> = vals.iter().map(|v| (v as *const i64).cast()).collect();
-        let mut r = 0i64;
-        // SAFETY: sc_chain_ms is an ms_abi int64_t(5 x int64_t).
-        unsafe {
-            call_with_chain(
-                Abi::Win64,
-                &Type::i64(),
-                &i64s(5),
-                sc_chain_ms,
-                (&raw mut r).cast(),
-                &ptrs,
-                chain,
-            )
-        };
-        // SAFETY: gcc's call with the same chain.
-        assert_eq!(r, unsafe { sc_direct_ms(chain as *const c_void) });
+        #[cfg(target_arch = "x86_64")]
+        win64_chain_stub(chain);
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn win64_chain_stub(chain: usize) {
+    let vals: Vec<i64> = (1..=5).collect();
+    let ptrs: Vec<*const c_void> = vals.iter().map(|v| (v as *const i64).cast()).collect();
+    let mut r = 0i64;
+    // SAFETY: sc_chain_ms is an ms_abi int64_t(5 x int64_t).
+    unsafe {
+        call_with_chain(
+            Abi::Win64,
+            &Type::i64(),
+            &i64s(5),
+            sc_chain_ms,
+            (&raw mut r).cast(),
+            &ptrs,
+            chain,
+        )
+    };
+    // SAFETY: gcc's call with the same chain.
+    assert_eq!(r, unsafe { sc_direct_ms(chain as *const c_void) });
 }
 
 // ------------------------------------------------------------ Go closures
@@ -344,16 +422,17 @@ fn go_closure_records_match_libffis_layout() {
 fn go_closures_called_by_gcc_with_the_record_as_static_chain() {
     static TWO: usize = 2;
     static EIGHT: usize = 8;
+    #[cfg(target_arch = "x86_64")]
     static FIVE: usize = 5;
     take_seen();
 
-    let mut c = go_closure(Abi::SysV64, &Type::i64(), &i64s(2), &TWO, sum_handler, 1000);
+    let mut c = go_closure(HOST, &Type::i64(), &i64s(2), &TWO, sum_handler, 1000);
     let cp = &raw mut *c;
     // SAFETY: the record's code is an int64_t(int64_t, int64_t) Go thunk.
     assert_eq!(unsafe { sc_call_go_plus(cp, 3, 4) }, 1000 + 3 + 2 * 4);
     assert_eq!(take_seen(), [(&TWO as *const usize as usize, cp as usize)]);
 
-    let mut c = go_closure(Abi::SysV64, &Type::i64(), &i64s(8), &EIGHT, sum_handler, -7);
+    let mut c = go_closure(HOST, &Type::i64(), &i64s(8), &EIGHT, sum_handler, -7);
     let cp = &raw mut *c;
     // SAFETY: int64_t(8 x int64_t); the last two on the stack.
     let r = unsafe { sc_call_go_stack(cp, 10) };
@@ -363,7 +442,7 @@ fn go_closures_called_by_gcc_with_the_record_as_static_chain() {
         [(&EIGHT as *const usize as usize, cp as usize)]
     );
 
-    let mut c = go_closure(Abi::SysV64, &big(), &[Type::i64()], &TWO, big_handler, 55);
+    let mut c = go_closure(HOST, &big(), &[Type::i64()], &TWO, big_handler, 55);
     let cp = &raw mut *c;
     let mut out = Big::default();
     // SAFETY: struct sc_big(int64_t), returned in memory.
@@ -380,7 +459,7 @@ fn go_closures_called_by_gcc_with_the_record_as_static_chain() {
     assert_eq!(take_seen().len(), 1);
 
     let mut c = go_closure(
-        Abi::SysV64,
+        HOST,
         &Type::f64(),
         &[Type::f64(), Type::i64()],
         &TWO,
@@ -393,9 +472,12 @@ fn go_closures_called_by_gcc_with_the_record_as_static_chain() {
     assert_eq!(take_seen().len(), 1);
 
     // Win64: an ms_abi caller; the thunk keeps its registers too.
-    let mut c = go_closure(Abi::Win64, &Type::i64(), &i64s(5), &FIVE, sum_handler, 1);
-    let cp = &raw mut *c;
-    // SAFETY: an ms_abi int64_t(5 x int64_t) Go thunk.
-    assert_eq!(unsafe { sc_call_go_ms(cp) }, 1 + 1 + 4 + 9 + 16 + 25);
-    assert_eq!(take_seen(), [(&FIVE as *const usize as usize, cp as usize)]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut c = go_closure(Abi::Win64, &Type::i64(), &i64s(5), &FIVE, sum_handler, 1);
+        let cp = &raw mut *c;
+        // SAFETY: an ms_abi int64_t(5 x int64_t) Go thunk.
+        assert_eq!(unsafe { sc_call_go_ms(cp) }, 1 + 1 + 4 + 9 + 16 + 25);
+        assert_eq!(take_seen(), [(&FIVE as *const usize as usize, cp as usize)]);
+    }
 }

@@ -3,8 +3,6 @@
 
 #![cfg(target_os = "linux")]
 
-use std::process::Command;
-
 use jitffi::memory::{self, CodeArena, Strategy, MEMFD_NAME};
 use jitffi::{Cif, Type};
 
@@ -12,13 +10,25 @@ use jitffi::{Cif, Type};
 mod maps;
 use maps::{assert_in_rx, audit, Mapping};
 
-/// `mov eax, imm32; ret`
-fn ret_imm(v: i32) -> [u8; 6] {
+#[path = "support/child.rs"]
+mod child;
+
+/// A complete `extern "C" fn() -> i32` returning `v`: `mov eax, imm32;
+/// ret` on x86-64, `movz w0, lo; movk w0, hi, lsl 16; ret` on AArch64.
+fn ret_imm(v: i32) -> Vec<u8> {
     let b = v.to_le_bytes();
-    [0xB8, b[0], b[1], b[2], b[3], 0xC3]
+    if cfg!(target_arch = "aarch64") {
+        let (lo, hi) = (v as u32 & 0xFFFF, v as u32 >> 16);
+        [0x5280_0000 | lo << 5, 0x72A0_0000 | hi << 5, 0xD65F_03C0]
+            .iter()
+            .flat_map(|w: &u32| w.to_le_bytes())
+            .collect()
+    } else {
+        vec![0xB8, b[0], b[1], b[2], b[3], 0xC3]
+    }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn call(p: *const u8) -> i32 {
     // SAFETY: `p` is a published `ret_imm` stub, a complete
     // `extern "C" fn() -> i32`.
@@ -41,7 +51,7 @@ fn global_publish_keeps_wx() {
     for &p in &ptrs {
         assert_in_rx(&all, p);
     }
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     for (i, &p) in ptrs.iter().enumerate() {
         assert_eq!(call(p as *const u8), i as i32);
     }
@@ -123,7 +133,7 @@ fn child_forced_fallback() {
     let arena = memory::global().unwrap();
     assert_eq!(arena.strategy(), Strategy::MprotectFlip);
     let p = memory::publish(&ret_imm(1234)).unwrap();
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     assert_eq!(call(p), 1234);
     // A second probe must not repeat the debug note.
     assert_eq!(
@@ -142,8 +152,7 @@ fn child_forced_fallback() {
 }
 
 fn run_child(debug: bool) -> (String, String) {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
+    let mut cmd = child::self_command();
     cmd.args([
         "--exact",
         "child_forced_fallback",

@@ -173,31 +173,38 @@ static inline ptr mk_ptr(uint64_t h) { return (ptr)(uintptr_t)mix(h, 5); }
 static inline cf32 mk_cf32(uint64_t h) { cf32 z; __real__ z = mkf32(h, 1); __imag__ z = mkf32(h, 2); return z; }
 static inline cf64 mk_cf64(uint64_t h) { cf64 z; __real__ z = mkf64(h, 1); __imag__ z = mkf64(h, 2); return z; }
 
-/* long double: 10 meaningful bytes of a 16-byte slot. */
+/* long double: on x86-64 the x87 type, 10 meaningful bytes of a 16-byte
+ * slot; elsewhere (AArch64: IEEE binary128) every byte is meaningful. */
+#if __LDBL_MANT_DIG__ == 64
+#define LD_BYTES 10
+#else
+#define LD_BYTES sizeof(long double)
+#endif
+
 static inline void rec_f80(int slot, const f80 *v)
 {
     rec_open(slot, sizeof(f80));
-    rec_put(slot, 0, v, 10);
+    rec_put(slot, 0, v, LD_BYTES);
 }
-static inline void st_f80(void *rv, f80 v) { memcpy(rv, &v, 10); }
+static inline void st_f80(void *rv, f80 v) { memcpy(rv, &v, LD_BYTES); }
 static inline f80 mk_f80(uint64_t h) { return mkf80(h, 1); }
 
 static inline void rec_cf80(int slot, const cf80 *v)
 {
     rec_open(slot, sizeof(cf80));
-    rec_put(slot, 0, v, 10);
-    rec_put(slot, 16, (const char *)v + 16, 10);
+    rec_put(slot, 0, v, LD_BYTES);
+    rec_put(slot, 16, (const char *)v + 16, LD_BYTES);
 }
 static inline void st_cf80(void *rv, cf80 v)
 {
-    memcpy(rv, &v, 10);
-    memcpy((char *)rv + 16, (char *)&v + 16, 10);
+    memcpy(rv, &v, LD_BYTES);
+    memcpy((char *)rv + 16, (char *)&v + 16, LD_BYTES);
 }
 static inline cf80 mk_cf80(uint64_t h) { cf80 z; __real__ z = mkf80(h, 1); __imag__ z = mkf80(h, 2); return z; }
 
 /* Aggregates: recorded field by field so padding stays zero. */
 #define FIELD(T, f) rec_put(slot, offsetof(T, f), &v->f, sizeof v->f)
-#define FIELD_LD(T, f) rec_put(slot, offsetof(T, f), &v->f, 10)
+#define FIELD_LD(T, f) rec_put(slot, offsetof(T, f), &v->f, LD_BYTES)
 #define AGGREGATE(T, ...)                                                   \
     static inline void rec_##T(int slot, const T *v)                        \
     {                                                                       \

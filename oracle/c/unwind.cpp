@@ -1,5 +1,7 @@
 /*
- * C++ exceptions through jitffi's generated code (tests/unwind.rs).
+ * C++ exceptions through jitffi's generated code (tests/unwind.rs), in
+ * the target's native C convention; the x86-64-only pieces (ms_abi
+ * throwers and catchers, the register wrecker) are in x86_64/unwind_x86.cpp.
  *
  * Throwers are call targets that throw an int derived from their
  * arguments (so a catch also proves the arguments arrived); catchers call a
@@ -10,14 +12,14 @@
  *
  * The "keeps" catchers hold values in registers across the call (gcc puts
  * values that live across a call in callee-saved registers: rbx, rbp,
- * r12-r15 under SysV; also rsi, rdi and xmm6-xmm15 under ms_abi) and report
+ * r12-r15 under SysV, x19-x28 under AAPCS64; also rsi, rdi and xmm6-xmm15
+ * under ms_abi) and report
  * them after the catch: the unwinder gives them back only if every frame
  * in between described where it saved them.
  */
 #include <cstdarg>
 #include <cstdint>
 
-#define MS __attribute__((ms_abi))
 #define NOINLINE __attribute__((noinline))
 
 static const int NOTHING = INT32_MIN;
@@ -57,11 +59,6 @@ extern "C" NOINLINE int cxx_throw_variadic(int n, ...) {
     double d = va_arg(ap, double);
     va_end(ap);
     throw sum + static_cast<int>(d);
-}
-
-/* Microsoft x64: the fifth argument is on the stack above the shadow area. */
-extern "C" MS NOINLINE int cxx_throw_ms(int a, int b, int c, int d, int e) {
-    throw a + 2 * b + 3 * c + 4 * d + 5 * e;
 }
 
 /* Returns normally: catchers report NOTHING. */
@@ -134,7 +131,8 @@ struct HandlerData {
  * A raw closure handler that throws bias + sum((i + 1) * arg[i]), after
  * trashing every register a SysV function may trash that some other
  * convention keeps (rsi, rdi, xmm6-xmm15): a thunk for such a caller must
- * have described where it saved them.
+ * have described where it saved them. (AArch64 has one convention: nothing
+ * to trash there.)
  */
 extern "C" void cxx_throwing_handler(void *cif, void *ret, void **args, void *user_data) {
     (void)cif;
@@ -142,6 +140,7 @@ extern "C" void cxx_throwing_handler(void *cif, void *ret, void **args, void *us
     const HandlerData *h = static_cast<const HandlerData *>(user_data);
     int v = h->bias;
     for (int i = 0; i < h->nargs; i++) v += (i + 1) * *static_cast<int *>(args[i]);
+#if defined(__x86_64__)
     asm volatile(
         "pcmpeqd %%xmm6, %%xmm6\n\tpcmpeqd %%xmm7, %%xmm7\n\t"
         "pcmpeqd %%xmm8, %%xmm8\n\tpcmpeqd %%xmm9, %%xmm9\n\t"
@@ -153,6 +152,7 @@ extern "C" void cxx_throwing_handler(void *cif, void *ret, void **args, void *us
         :
         : "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
           "xmm15", "rsi", "rdi", "memory");
+#endif
     throw v;
 }
 
@@ -205,77 +205,3 @@ extern "C" int cxx_closure_double(double (*fp)(int, int), int a, int b) noexcept
 /* Calls a closure that returns normally: its result. */
 extern "C" int cxx_closure_plain(int (*fp)(int, int), int a, int b) noexcept { return fp(a, b); }
 
-/*
- * Win64 closures, caught by an ms_abi function: it keeps doubles and
- * integers in registers across the call, which gcc puts in xmm6-xmm15,
- * rsi, rdi and the other registers ms_abi makes callee-saved. out[0..8]
- * get the doubles' bit patterns, out[8..14] the integers, out[14] what was
- * caught.
- */
-typedef int(MS *ms_fn5)(int, int, int, int, int);
-
-static MS NOINLINE void ms_catch_keeps(ms_fn5 fp, int64_t seed, int64_t *out) noexcept {
-    double sd = static_cast<double>(seed);
-    double x0 = sd * 1.5, x1 = sd * 2.5, x2 = sd * 3.5, x3 = sd * 4.5;
-    double x4 = sd * 5.5, x5 = sd * 6.5, x6 = sd * 7.5, x7 = sd * 8.5;
-    int64_t k0 = seed * 2, k1 = seed * 3 + 1, k2 = seed * 4 + 2;
-    int64_t k3 = seed * 5 + 3, k4 = seed * 6 + 4, k5 = seed * 7 + 5;
-#define KEEP_ALL                                                                            \
-    asm volatile("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4), "+x"(x5), "+x"(x6), \
-                 "+x"(x7));                                                                 \
-    asm volatile("" : "+r"(k0), "+r"(k1), "+r"(k2), "+r"(k3), "+r"(k4), "+r"(k5))
-    KEEP_ALL;
-    int64_t caught = NOTHING;
-    try {
-        volatile int r = fp(1, 2, 3, 4, 5);
-        (void)r;
-    } catch (int v) {
-        caught = v;
-    } catch (...) {
-        caught = FOREIGN;
-    }
-    KEEP_ALL;
-#undef KEEP_ALL
-    const double x[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
-    const int64_t k[6] = {k0, k1, k2, k3, k4, k5};
-    for (int i = 0; i < 8; i++) __builtin_memcpy(&out[i], &x[i], 8);
-    for (int i = 0; i < 6; i++) out[8 + i] = k[i];
-    out[14] = caught;
-}
-
-extern "C" void cxx_ms_closure_keeps(ms_fn5 fp, int64_t seed, int64_t *out) noexcept {
-    ms_catch_keeps(fp, seed, out);
-}
-
-/*
- * void cxx_wrecker(void (*then)(int), int v): calls then(v) with rbx, rbp
- * and r12-r15 all overwritten and nothing saved, as a target whose ABI
- * keeps none of them may. Its unwind entry says nothing about them, so an
- * unwinder passing through sees the garbage, and only the frames below can
- * give their callers their values back; and the stub that called this one
- * must not find its own frame through rbp.
- */
-asm(R"(
-    .pushsection .text
-    .globl cxx_wrecker
-    .type cxx_wrecker, @function
-cxx_wrecker:
-    .cfi_startproc
-    sub $8, %rsp
-    .cfi_def_cfa_offset 16
-    mov %rdi, %rax
-    mov %esi, %edi
-    movabs $0x5a5a5a5a5a5a5a5a, %rbx
-    mov %rbx, %rbp
-    mov %rbx, %r12
-    mov %rbx, %r13
-    mov %rbx, %r14
-    mov %rbx, %r15
-    call *%rax
-    add $8, %rsp
-    .cfi_def_cfa_offset 8
-    ret
-    .cfi_endproc
-    .size cxx_wrecker, .-cxx_wrecker
-    .popsection
-)");

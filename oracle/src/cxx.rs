@@ -2,7 +2,8 @@
 //! (call targets that throw an `int`), catchers (call a stub or closure
 //! code pointer inside `try`/`catch` and return what they caught) and a
 //! raw closure handler that throws. No exception crosses into Rust: every
-//! catcher catches everything.
+//! catcher catches everything. The Microsoft x64 and register-wrecking
+//! pieces (`c/x86_64/unwind_x86.cpp`) exist on x86-64 only.
 
 use std::ffi::c_void;
 
@@ -34,6 +35,7 @@ pub struct HandlerData {
 }
 
 /// An ms_abi `int(int, int, int, int, int)`.
+#[cfg(target_arch = "x86_64")]
 pub type MsFn5 = unsafe extern "win64" fn(i32, i32, i32, i32, i32) -> i32;
 
 extern "C" {
@@ -65,12 +67,14 @@ extern "C" {
     /// throws the ints as decimal digits plus the double.
     pub fn cxx_throw_variadic(n: i32, ...) -> i32;
     /// ms_abi: throws `a + 2b + 3c + 4d + 5e`.
+    #[cfg(target_arch = "x86_64")]
     pub fn cxx_throw_ms();
     /// Returns `v`, throws nothing.
     pub fn cxx_no_throw(v: i32) -> i32;
     /// `void cxx_wrecker(void (*then)(int), int v)`: calls `then(v)` with
     /// rbx, rbp and r12-r15 overwritten and not saved (nor described in its
     /// unwind entry); returns with them still overwritten.
+    #[cfg(target_arch = "x86_64")]
     pub fn cxx_wrecker();
 
     // Stub catchers.
@@ -99,7 +103,7 @@ extern "C" {
     );
 
     // Closure handlers (`RawHandler`s; user data is a `HandlerData`).
-    /// Trashes rsi, rdi, xmm6-xmm15, then throws.
+    /// Trashes rsi, rdi, xmm6-xmm15 (on x86-64), then throws.
     pub fn cxx_throwing_handler(
         cif: *const c_void,
         ret: *mut c_void,
@@ -127,6 +131,7 @@ extern "C" {
     /// An ms_abi catcher calls `fp(1, 2, 3, 4, 5)` with eight doubles and
     /// six integers live across it: `out[0..8]` the doubles' bits,
     /// `out[8..14]` the integers, `out[14]` what was caught.
+    #[cfg(target_arch = "x86_64")]
     pub fn cxx_ms_closure_keeps(fp: *const c_void, seed: i64, out: *mut i64);
 }
 
@@ -139,6 +144,7 @@ pub fn keeps_expected(seed: i64) -> [i64; 6] {
 
 /// What [`cxx_ms_closure_keeps`] should report for `seed`, before the
 /// caught value.
+#[cfg(target_arch = "x86_64")]
 pub fn ms_keeps_expected(seed: i64) -> [i64; 14] {
     let mut out = [0i64; 14];
     for (i, o) in out[..8].iter_mut().enumerate() {

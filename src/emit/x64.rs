@@ -171,11 +171,11 @@ const RBP: u8 = 5;
 const R10: u8 = 10;
 const R11: u8 = 11;
 const R12: u8 = 12;
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 const R13: u8 = 13;
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 const R14: u8 = 14;
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 const R15: u8 = 15;
 const RSI: u8 = 6;
 
@@ -1929,16 +1929,17 @@ fn move_chunk(ops: &mut Ops, width: u32, src: Mem, dst: Mem) {
 }
 
 /// The crate, under the name `native_ret` expects.
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod jit {
     pub use crate::*;
 }
 /// Reads the packed form's native return (shared with the integration tests).
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 #[path = "../../tests/support/native_ret.rs"]
 mod native_ret;
 
-#[cfg(test)]
+// The tests run the x86-64 code they generate: x86-64 hosts only.
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use std::cell::RefCell;
 

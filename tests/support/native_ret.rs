@@ -1,7 +1,7 @@
 //! The packed form returns values in the callee's own registers. Tests read
-//! them through `jitffi_capture_packed` (an asm shim in the oracle crate) and
-//! rebuild the libffi-form return buffer from the plan, so both forms can be
-//! compared byte for byte.
+//! them through `jitffi_capture_packed` (an asm shim in the oracle crate, for
+//! x86-64 and AArch64) and rebuild the libffi-form return buffer from the
+//! plan, so both forms can be compared byte for byte.
 //!
 //! Shared by the integration tests and the emitter's unit tests: the
 //! including module provides `jit` (the jitffi crate, `jitffi` or `crate`).
@@ -44,10 +44,17 @@ pub unsafe fn call_packed_into(
     };
     // SAFETY: per this function's contract.
     unsafe { jitffi_capture_packed(stub, f, target, args, &mut regs, x87) };
-    if sret {
+    // x86-64 hands the buffer back in rax; AArch64 does not hand it back.
+    if let RetPass::Indirect {
+        returned: Some(Loc::Gpr(r)),
+        ..
+    } = plan.ret.pass
+    {
         assert_eq!(
-            regs.gpr[0] as usize, target as usize,
-            "a memory return must hand its buffer back in rax"
+            regs.gpr(r).map(|v| v as usize),
+            Some(target as usize),
+            "a memory return must hand its buffer back in {}",
+            Loc::Gpr(r).name(plan.arch)
         );
     }
     let RetPass::Direct(pieces) = &plan.ret.pass else {
@@ -57,15 +64,18 @@ pub unsafe fn call_packed_into(
         return;
     }
     for p in pieces {
-        let reg: &[u8] = match p.loc {
-            Loc::Gpr(r) if (r as usize) < regs.gpr.len() => bytes(&regs.gpr[r as usize]),
-            Loc::Vec(v) if (v as usize) < regs.xmm.len() => &regs.xmm[v as usize][..],
+        let reg: Option<&[u8]> = match p.loc {
+            Loc::Gpr(r) => regs.gpr.get(usize::from(r)).map(bytes),
+            Loc::Vec(v) => regs.vec(v).map(|v| &v[..]),
             // The stub stores the 10-byte extended format, whatever the
             // piece's nominal size.
-            Loc::X87(0) => &regs.st0[..10],
-            Loc::X87(1) => &regs.st1[..10],
-            other => panic!("no captured register for {other:?}"),
+            #[cfg(target_arch = "x86_64")]
+            Loc::X87(0) => Some(&regs.st0[..10]),
+            #[cfg(target_arch = "x86_64")]
+            Loc::X87(1) => Some(&regs.st1[..10]),
+            _ => None,
         };
+        let reg = reg.unwrap_or_else(|| panic!("no captured register for {:?}", p.loc));
         let size = (p.size as usize).min(reg.len());
         let mut out = [0u8; 16];
         out[..size].copy_from_slice(&reg[..size]);

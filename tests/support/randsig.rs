@@ -143,6 +143,10 @@ impl Source for ByteReader<'_> {
     }
 }
 
+/// Meaningful bytes of a `long double`: the 80-bit x87 format in 16 bytes
+/// on x86-64, IEEE binary128 (all 16) on AArch64.
+pub const LD_BYTES: usize = if cfg!(target_arch = "x86_64") { 10 } else { 16 };
+
 /// A C scalar type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scalar {
@@ -156,7 +160,8 @@ pub enum Scalar {
     I64,
     F32,
     F64,
-    /// x87 80-bit extended in a 16-byte slot (x86-64).
+    /// x87 80-bit extended in a 16-byte slot (x86-64); IEEE binary128
+    /// (AArch64).
     LongDouble,
     Pointer,
     ComplexF32,
@@ -257,20 +262,20 @@ impl Scalar {
         }
     }
 
-    /// Marks the bytes that carry the value: all of them, except the six
-    /// padding bytes after each 10-byte x87 extended number.
+    /// Marks the bytes that carry the value: all of them, except (x86-64)
+    /// the six padding bytes after each 10-byte x87 extended number.
     fn mark(self, mask: &mut [bool]) {
         match self {
-            Scalar::LongDouble => mask[..10].fill(true),
+            Scalar::LongDouble => mask[..LD_BYTES].fill(true),
             Scalar::ComplexLongDouble => {
-                mask[..10].fill(true);
-                mask[16..26].fill(true);
+                mask[..LD_BYTES].fill(true);
+                mask[16..16 + LD_BYTES].fill(true);
             }
             s => mask[..s.size()].fill(true),
         }
     }
 
-    /// Offsets of the x87 extended numbers inside this scalar.
+    /// Offsets of the `long double` numbers inside this scalar.
     fn x87_parts(self) -> &'static [usize] {
         match self {
             Scalar::LongDouble => &[0],
@@ -466,10 +471,14 @@ impl Shape {
     /// (padding included) except that x87 extended numbers are kept to
     /// encodings the FPU loads and stores unchanged (the explicit integer
     /// bit agrees with the exponent), since `long double` returns travel
-    /// through `st(0)`.
+    /// through `st(0)`. (AArch64's binary128 travels in vector registers,
+    /// which move any bit pattern unchanged.)
     pub fn random_value(&self, src: &mut impl Source) -> Vec<u8> {
         let mut v = vec![0u8; self.size()];
         src.fill(&mut v);
+        if LD_BYTES != 10 {
+            return v;
+        }
         let mut x87 = Vec::new();
         self.x87_offsets(0, &mut x87);
         for off in x87 {
@@ -760,9 +769,9 @@ mod tests {
         let m = s.mask();
         assert!(m[0] && !m[1] && !m[7] && m[8] && m[21] && !m[22]);
         let ld = Shape::Scalar(Scalar::LongDouble);
-        assert_eq!(ld.mask().iter().filter(|&&b| b).count(), 10);
+        assert_eq!(ld.mask().iter().filter(|&&b| b).count(), LD_BYTES);
         let cld = Shape::Scalar(Scalar::ComplexLongDouble);
-        assert_eq!(cld.mask().iter().filter(|&&b| b).count(), 20);
+        assert_eq!(cld.mask().iter().filter(|&&b| b).count(), 2 * LD_BYTES);
     }
 
     #[test]

@@ -206,8 +206,8 @@ impl Rng {
 
 /// Random bytes for a whole `ty` (padding included), then a distinctive
 /// value in every field: narrow integers with their top bit set (so a
-/// missing or wrong extension shows), finite exact floats, normal x87
-/// values. Union bytes stay random (the unions here have no padding and no
+/// missing or wrong extension shows), finite exact floats, normal
+/// `long double` values. Union bytes stay random (the unions here have no padding and no
 /// member a bit pattern could upset in transit).
 pub fn value(ty: &Type, rng: &mut Rng) -> Vec<u8> {
     let mut out: Vec<u8> = (0..ty.size()).map(|_| rng.next() as u8).collect();
@@ -240,7 +240,7 @@ fn fill(ty: &Type, out: &mut [u8], rng: &mut Rng) {
             let v = ((r as i64) >> 11) as f64 / 1024.0;
             out[..8].copy_from_slice(&v.to_le_bytes());
         }
-        TypeKind::LongDouble => fill_f80(&mut out[..10], r),
+        TypeKind::LongDouble => fill_ld(&mut out[..16], r),
         TypeKind::ComplexF32 => {
             fill(&f32(), &mut out[..4], rng);
             fill(&f32(), &mut out[4..8], rng);
@@ -250,8 +250,8 @@ fn fill(ty: &Type, out: &mut [u8], rng: &mut Rng) {
             fill(&f64(), &mut out[8..16], rng);
         }
         TypeKind::ComplexLongDouble => {
-            fill_f80(&mut out[..10], r);
-            fill_f80(&mut out[16..26], rng.next());
+            fill_ld(&mut out[..16], r);
+            fill_ld(&mut out[16..32], rng.next());
         }
         TypeKind::Struct { fields, offsets } => {
             for (f, &off) in fields.iter().zip(offsets) {
@@ -268,17 +268,34 @@ fn fill(ty: &Type, out: &mut [u8], rng: &mut Rng) {
     }
 }
 
-/// A normal x87 extended value: explicit integer bit set, modest exponent.
-fn fill_f80(out: &mut [u8], r: u64) {
-    let mantissa = r | (1 << 63);
+/// Meaningful bytes of a `long double`: the 80-bit x87 format in 16 bytes
+/// on x86-64, IEEE binary128 (all 16) on AArch64.
+pub const LD_BYTES: usize = if cfg!(target_arch = "x86_64") { 10 } else { 16 };
+
+/// A normal `long double` of modest exponent in the first [`LD_BYTES`] of
+/// `out` (16 bytes; the x87 tail keeps its random bytes). x87: explicit
+/// integer bit set. binary128: 15-bit exponent, 112-bit fraction, the top
+/// 48 fraction bits from `r`, the low 64 a mix of it.
+fn fill_ld(out: &mut [u8], r: u64) {
     let exp = 16383 - 40 + (r >> 7) % 80;
     let sign = (r >> 3) & 1;
-    out[..8].copy_from_slice(&mantissa.to_le_bytes());
-    out[8..10].copy_from_slice(&((sign << 15 | exp) as u16).to_le_bytes());
+    if LD_BYTES == 10 {
+        let mantissa = r | (1 << 63);
+        out[..8].copy_from_slice(&mantissa.to_le_bytes());
+        out[8..10].copy_from_slice(&((sign << 15 | exp) as u16).to_le_bytes());
+    } else {
+        let high = sign << 63 | exp << 48 | (r >> 16);
+        out[..8].copy_from_slice(
+            &r.rotate_left(29)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .to_le_bytes(),
+        );
+        out[8..16].copy_from_slice(&high.to_le_bytes());
+    }
 }
 
-/// Which bytes of a `ty` carry its value (padding and the unused tail of
-/// long double do not).
+/// Which bytes of a `ty` carry its value (padding and the unused tail of an
+/// x87 long double do not).
 pub fn mask(ty: &Type) -> Vec<bool> {
     let mut m = vec![false; ty.size()];
     mark(ty, &mut m);
@@ -288,10 +305,10 @@ pub fn mask(ty: &Type) -> Vec<bool> {
 fn mark(ty: &Type, m: &mut [bool]) {
     match ty.kind() {
         TypeKind::Void => {}
-        TypeKind::LongDouble => m[..10].fill(true),
+        TypeKind::LongDouble => m[..LD_BYTES].fill(true),
         TypeKind::ComplexLongDouble => {
-            m[..10].fill(true);
-            m[16..26].fill(true);
+            m[..LD_BYTES].fill(true);
+            m[16..16 + LD_BYTES].fill(true);
         }
         TypeKind::Struct { fields, offsets } => {
             for (f, &off) in fields.iter().zip(offsets) {
