@@ -349,8 +349,8 @@ impl Cif {
     /// the cif's return type: `()` for void, the primitive for scalars, a
     /// `#[repr(C)]` struct for aggregates returned in registers. A value the
     /// ABI returns in memory (sret) is written to `rvalue`, which must then
-    /// be valid; `R` may be `*mut c_void` to receive that address back.
-    /// Elsewhere `rvalue` is unused. (`long double` results, which Rust
+    /// be valid; under SysV `R` may be `*mut c_void` to receive that
+    /// address back (an AAPCS64 callee need not return it). Elsewhere `rvalue` is unused. (`long double` results, which Rust
     /// cannot name, need the libffi form.)
     ///
     /// # Safety

@@ -1253,7 +1253,9 @@ fn map_closure_chunk_of(record_size: usize, force_memfd: bool) -> Result<Vec<Clo
     // Trampolines never move rsp: one frameless entry describes them all,
     // so unwinders walk from a thunk through them to the caller. Failing
     // to register costs only that, not the closures.
-    let _ = crate::unwind::register_frameless(crate::abi::Arch::X86_64, base as usize, code_len);
+    if let Some(arch) = crate::abi::Arch::host() {
+        let _ = crate::unwind::register_frameless(arch, base as usize, code_len);
+    }
     let slots = (0..count)
         .map(|i| {
             let rec = data.wrapping_add(i * record_size);

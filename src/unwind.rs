@@ -7,10 +7,17 @@
 //! code, and the zero word that ends a section. [`register_section`] hands
 //! it to the system unwinder.
 //!
-//! The CIE says: code alignment 1, data alignment -8, return address in
-//! column 16 (`rip`), augmentation `zR`, and the x86-64 call-entry state:
-//! CFA = `rsp + 8`, return address at `CFA - 8`. FDE addresses are
-//! `pcrel|sdata4` when the code lies within 1 GiB of the section (the
+//! The CIE says augmentation `zR`, data alignment -8, and per
+//! architecture:
+//!
+//! | | code alignment | return address | call-entry state |
+//! |---|---|---|---|
+//! | x86-64 | 1 | column 16 (`rip`) | CFA = `rsp + 8`, return address at `CFA - 8` |
+//! | AArch64 | 4 | column 30 (`x30`) | CFA = `sp + 0`, return address in `x30` |
+//!
+//! (As gcc and gas write them, so the unwinder sees what it sees for
+//! compiled code.) FDE addresses are `pcrel|sdata4` when the code lies
+//! within 1 GiB of the section (the
 //! cache publishes each section right after the code it describes, in the
 //! same block, so it can be built before the block has an address), and
 //! absolute 8-byte values otherwise. Each FDE then replays the emitter's
@@ -64,12 +71,50 @@ const DW_CFA_DEF_CFA_SF: u8 = 0x12;
 const DW_EH_PE_ABSPTR: u8 = 0x00;
 const DW_EH_PE_PCREL_SDATA4: u8 = 0x1B;
 
-/// x86-64 DWARF register numbers (psABI figure 3.36).
-const DWARF_RSP: u8 = 7;
-const DWARF_RIP: u8 = 16;
+const DW_CFA_OFFSET_EXTENDED: u8 = 0x05;
+
 /// Data alignment factor: every save slot is a multiple of 8 bytes away
 /// from the CFA.
 const DATA_ALIGN: i32 = -8;
+
+/// What the CIE and the FDEs of one architecture need to know.
+#[derive(Clone, Copy)]
+struct Isa {
+    arch: Arch,
+    /// Code alignment factor: advances count units of this many bytes.
+    code_align: u32,
+    /// The return address column.
+    ra: u8,
+    /// The CFA at entry: DWARF register and offset.
+    entry_cfa: (u8, i32),
+    /// Where the return address is at entry, relative to the CFA; `None`:
+    /// still in its register (the `ra` column has no rule).
+    entry_ra_slot: Option<i32>,
+}
+
+impl Isa {
+    const fn of(arch: Arch) -> Isa {
+        match arch {
+            // psABI figure 3.36: rsp is 7, the return address column 16.
+            Arch::X86_64 => Isa {
+                arch,
+                code_align: 1,
+                ra: 16,
+                entry_cfa: (7, 8),
+                entry_ra_slot: Some(-8),
+            },
+            // DWARF for AArch64: x0-x30 are 0-30, sp 31, v0-v31 64-95;
+            // `bl` leaves the return address in x30 and sp untouched.
+            Arch::Aarch64 => Isa {
+                arch,
+                code_align: 4,
+                ra: 30,
+                entry_cfa: (31, 0),
+                entry_ra_slot: None,
+            },
+        }
+    }
+}
 
 fn unwind_err(reason: impl Into<String>) -> Error {
     Error::Assembly {
@@ -77,25 +122,40 @@ fn unwind_err(reason: impl Into<String>) -> Error {
     }
 }
 
-/// The DWARF number of `loc` on x86-64: hardware numbering differs for the
-/// first eight general registers, and `xmmN` is `17 + N`.
+/// The DWARF number of `loc` on `arch`. On x86-64 hardware numbering
+/// differs for the first eight general registers, and `xmmN` is `17 + N`;
+/// on AArch64 `xN` is `N`, `sp` (`Loc::Gpr(31)`, as the emitter names it
+/// in frame descriptions) is 31 and `vN` is `64 + N`.
 ///
 /// ```
-/// use jitffi::{plan::Loc, unwind::dwarf_register};
-/// assert_eq!(dwarf_register(Loc::Gpr(3)), Some(3)); // rbx
-/// assert_eq!(dwarf_register(Loc::Gpr(4)), Some(7)); // rsp
-/// assert_eq!(dwarf_register(Loc::Gpr(6)), Some(4)); // rsi
-/// assert_eq!(dwarf_register(Loc::Vec(6)), Some(23)); // xmm6
-/// assert_eq!(dwarf_register(Loc::Stack(0)), None);
+/// use jitffi::{plan::Loc, unwind::dwarf_register, Arch};
+/// assert_eq!(dwarf_register(Arch::X86_64, Loc::Gpr(3)), Some(3)); // rbx
+/// assert_eq!(dwarf_register(Arch::X86_64, Loc::Gpr(4)), Some(7)); // rsp
+/// assert_eq!(dwarf_register(Arch::X86_64, Loc::Gpr(6)), Some(4)); // rsi
+/// assert_eq!(dwarf_register(Arch::X86_64, Loc::Vec(6)), Some(23)); // xmm6
+/// assert_eq!(dwarf_register(Arch::X86_64, Loc::Stack(0)), None);
+/// assert_eq!(dwarf_register(Arch::Aarch64, Loc::Gpr(29)), Some(29)); // x29
+/// assert_eq!(dwarf_register(Arch::Aarch64, Loc::Gpr(31)), Some(31)); // sp
+/// assert_eq!(dwarf_register(Arch::Aarch64, Loc::Vec(8)), Some(72)); // v8
+/// assert_eq!(dwarf_register(Arch::Aarch64, Loc::Gpr(32)), None);
 /// ```
-pub fn dwarf_register(loc: Loc) -> Option<u8> {
-    // rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi by hardware number.
-    const LOW: [u8; 8] = [0, 2, 1, 3, 7, 6, 4, 5];
-    match loc {
-        Loc::Gpr(n @ 0..=7) => Some(LOW[n as usize]),
-        Loc::Gpr(n @ 8..=15) => Some(n),
-        Loc::Vec(n @ 0..=15) => Some(17 + n),
-        _ => None,
+pub fn dwarf_register(arch: Arch, loc: Loc) -> Option<u8> {
+    match arch {
+        Arch::X86_64 => {
+            // rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi by hardware number.
+            const LOW: [u8; 8] = [0, 2, 1, 3, 7, 6, 4, 5];
+            match loc {
+                Loc::Gpr(n @ 0..=7) => Some(LOW[n as usize]),
+                Loc::Gpr(n @ 8..=15) => Some(n),
+                Loc::Vec(n @ 0..=15) => Some(17 + n),
+                _ => None,
+            }
+        }
+        Arch::Aarch64 => match loc {
+            Loc::Gpr(n @ 0..=31) => Some(n),
+            Loc::Vec(n @ 0..=31) => Some(64 + n),
+            _ => None,
+        },
     }
 }
 
@@ -144,23 +204,28 @@ enum Pointers {
     Absolute,
 }
 
-fn cie(out: &mut Vec<u8>, pointers: Pointers) -> Result<()> {
+fn cie(out: &mut Vec<u8>, isa: Isa, pointers: Pointers) -> Result<()> {
     let start = out.len();
     out.extend_from_slice(&[0; 4]); // length, filled in below
     out.extend_from_slice(&0u32.to_le_bytes()); // CIE id
     out.push(1); // version
     out.extend_from_slice(b"zR\0");
-    uleb(out, 1); // code alignment factor
+    uleb(out, isa.code_align.into());
     sleb(out, DATA_ALIGN.into());
-    out.push(DWARF_RIP); // return address column (a byte in version 1)
+    out.push(isa.ra); // return address column (a byte in version 1)
     uleb(out, 1); // augmentation data: the FDE pointer encoding
     out.push(match pointers {
         Pointers::PcRel => DW_EH_PE_PCREL_SDATA4,
         Pointers::Absolute => DW_EH_PE_ABSPTR,
     });
-    // The call-entry state: CFA = rsp + 8, return address at CFA - 8.
-    out.extend_from_slice(&[DW_CFA_DEF_CFA, DWARF_RSP, 8]);
-    out.extend_from_slice(&[DW_CFA_OFFSET | DWARF_RIP, 1]);
+    // The call-entry state.
+    let (reg, offset) = isa.entry_cfa;
+    out.extend_from_slice(&[DW_CFA_DEF_CFA, reg]);
+    uleb(out, offset as u64);
+    if let Some(slot) = isa.entry_ra_slot {
+        out.push(DW_CFA_OFFSET | isa.ra);
+        uleb(out, (slot / DATA_ALIGN) as u64);
+    }
     close_entry(out, start)
 }
 
@@ -180,8 +245,9 @@ fn advance(out: &mut Vec<u8>, delta: u32) {
     }
 }
 
-fn register_of(loc: Loc) -> Result<u8> {
-    dwarf_register(loc).ok_or_else(|| unwind_err(format!("no DWARF number for {loc:?}")))
+fn register_of(arch: Arch, loc: Loc) -> Result<u8> {
+    dwarf_register(arch, loc)
+        .ok_or_else(|| unwind_err(format!("no DWARF number for {loc:?} on {arch:?}")))
 }
 
 /// What an FDE describes: code at an address, its length, its frame.
@@ -191,6 +257,7 @@ type Entry<'a> = (usize, usize, &'a [FrameStep]);
 /// is the section, which starts at address `at` and with the CIE.
 fn fde(
     out: &mut Vec<u8>,
+    isa: Isa,
     (base, at): (usize, usize),
     pointers: Pointers,
     (address, len, frame): Entry<'_>,
@@ -216,7 +283,7 @@ fn fde(
     }
     uleb(out, 0); // no augmentation data
     let mut pc = 0u32;
-    let (mut cfa_reg, mut cfa_off) = (DWARF_RSP, 8i32);
+    let (mut cfa_reg, mut cfa_off) = isa.entry_cfa;
     for step in frame {
         if step.offset < pc || step.offset as usize > len {
             return Err(unwind_err(format!(
@@ -224,11 +291,17 @@ fn fde(
                 step.offset, len
             )));
         }
-        advance(out, step.offset - pc);
+        if step.offset % isa.code_align != 0 {
+            return Err(unwind_err(format!(
+                "frame step at offset {} not on a {}-byte instruction boundary",
+                step.offset, isa.code_align
+            )));
+        }
+        advance(out, (step.offset - pc) / isa.code_align);
         pc = step.offset;
         match step.change {
             FrameChange::Cfa { reg, offset } => {
-                let reg = register_of(reg)?;
+                let reg = register_of(isa.arch, reg)?;
                 if offset < 0 {
                     if offset % DATA_ALIGN != 0 {
                         return Err(unwind_err(format!(
@@ -252,7 +325,7 @@ fn fde(
                 (cfa_reg, cfa_off) = (reg, offset);
             }
             FrameChange::Saved { reg, offset } => {
-                let reg = register_of(reg)?;
+                let reg = register_of(isa.arch, reg)?;
                 if offset % DATA_ALIGN != 0 {
                     return Err(unwind_err(format!(
                         "save slot at CFA{offset:+} not a multiple of 8"
@@ -262,6 +335,11 @@ fn fde(
                 if factored >= 0 && reg < 0x40 {
                     out.push(DW_CFA_OFFSET | reg);
                     uleb(out, factored as u64);
+                } else if factored >= 0 {
+                    // AArch64's v registers (64-95), as gas writes them.
+                    out.push(DW_CFA_OFFSET_EXTENDED);
+                    uleb(out, reg.into());
+                    uleb(out, factored as u64);
                 } else {
                     out.push(DW_CFA_OFFSET_EXTENDED_SF);
                     uleb(out, reg.into());
@@ -269,7 +347,7 @@ fn fde(
                 }
             }
             FrameChange::Restored(reg) => {
-                let reg = register_of(reg)?;
+                let reg = register_of(isa.arch, reg)?;
                 if reg < 0x40 {
                     out.push(DW_CFA_RESTORE | reg);
                 } else {
@@ -345,9 +423,7 @@ fn append_entries<'a>(
     at: usize,
     entries: impl Iterator<Item = Entry<'a>> + Clone,
 ) -> Result<()> {
-    if arch != Arch::X86_64 {
-        return Err(unwind_err(format!("no unwind tables for {arch:?} yet")));
-    }
+    let isa = Isa::of(arch);
     // Well inside the reach of a 32-bit offset, whatever the section's size.
     let near = |a: usize| (a.wrapping_sub(at) as isize).unsigned_abs() < (1 << 30);
     let pointers = if entries.clone().all(|(a, _, _)| near(a)) {
@@ -357,9 +433,9 @@ fn append_entries<'a>(
     };
     out.reserve(section_bound(entries.clone()));
     let base = out.len();
-    cie(out, pointers)?;
+    cie(out, isa, pointers)?;
     for e in entries {
-        fde(out, (base, at), pointers, e)?;
+        fde(out, isa, (base, at), pointers, e)?;
     }
     out.extend_from_slice(&[0; 4]);
     Ok(())
@@ -416,12 +492,17 @@ pub unsafe fn register_section(section: *const u8) {
 /// them. (The cache instead publishes each section in the same block as
 /// its code; see [`append_eh_frame`].)
 ///
+/// Code of another architecture than the host's is refused: this
+/// process's unwinder could only misread its description.
+///
 /// ```
-/// use jitffi::{classify::classify, emit::{self, EntryForm}, memory, unwind, Abi, Type};
-/// let plan = classify(Abi::SysV64, &Type::i64(), &[Type::i64()], None).unwrap();
+/// use jitffi::{classify::classify, emit::{self, EntryForm}, memory, unwind, Abi, Arch, Type};
+/// let plan = classify(Abi::host(), &Type::i64(), &[Type::i64()], None).unwrap();
 /// let code = emit::compile_call_with_unwind(&plan, EntryForm::Libffi).unwrap();
 /// let at = memory::publish(&code.bytes).unwrap();
 /// unwind::register(plan.arch, &[(at as usize, &code)]).unwrap();
+/// let foreign = if plan.arch == Arch::X86_64 { Arch::Aarch64 } else { Arch::X86_64 };
+/// assert!(unwind::register(foreign, &[(at as usize, &code)]).is_err());
 /// ```
 pub fn register(arch: Arch, blobs: &[(usize, &emit::Code)]) -> Result<()> {
     register_entries(arch, entries(blobs))
@@ -429,13 +510,18 @@ pub fn register(arch: Arch, blobs: &[(usize, &emit::Code)]) -> Result<()> {
 
 /// Describes `len` bytes of published code at `at` that never touch the
 /// stack pointer (jumps such as closure trampolines): the call-entry state
-/// holds throughout. Like [`register`], for code published on its own.
+/// holds throughout (on AArch64: CFA = `sp`, return address in `x30`).
+/// Like [`register`], for code published on its own.
 ///
 /// ```
 /// use jitffi::{memory, unwind, Arch};
-/// // 32 bytes of `ret`: nothing there moves rsp.
-/// let at = memory::publish(&[0xC3; 32]).unwrap() as usize;
-/// unwind::register_frameless(Arch::X86_64, at, 32).unwrap();
+/// // 32 bytes of `ret`: nothing there moves the stack pointer.
+/// let ret: &[u8] = match Arch::host() {
+///     Some(Arch::Aarch64) => &[0xC0, 0x03, 0x5F, 0xD6],
+///     _ => &[0xC3],
+/// };
+/// let at = memory::publish(&ret.repeat(32 / ret.len())).unwrap() as usize;
+/// unwind::register_frameless(Arch::host().unwrap(), at, 32).unwrap();
 /// ```
 pub fn register_frameless(arch: Arch, at: usize, len: usize) -> Result<()> {
     register_entries(arch, std::iter::once((at, len, &[][..])))
@@ -445,6 +531,12 @@ fn register_entries<'a>(
     arch: Arch,
     entries: impl Iterator<Item = Entry<'a>> + Clone,
 ) -> Result<()> {
+    if Arch::host() != Some(arch) {
+        return Err(unwind_err(format!(
+            "{arch:?} code cannot run in this {} process",
+            std::env::consts::ARCH
+        )));
+    }
     // The section's final address decides its pointer encoding: reserve
     // the storage first (an upper bound on the size), build in place.
     let bound = section_bound(entries.clone());
@@ -507,7 +599,7 @@ mod tests {
     #[test]
     fn cie_bytes() {
         let mut out = Vec::new();
-        cie(&mut out, Pointers::Absolute).unwrap();
+        cie(&mut out, Isa::of(Arch::X86_64), Pointers::Absolute).unwrap();
         #[rustfmt::skip]
         let want = [
             20, 0, 0, 0,        // length
@@ -521,7 +613,7 @@ mod tests {
         ];
         assert_eq!(out, want);
         out.clear();
-        cie(&mut out, Pointers::PcRel).unwrap();
+        cie(&mut out, Isa::of(Arch::X86_64), Pointers::PcRel).unwrap();
         assert_eq!(out[16], 0x1B, "pcrel|sdata4");
     }
 
@@ -549,7 +641,38 @@ mod tests {
             }],
         };
         assert!(eh_frame(Arch::X86_64, 64, &[(0, &late)]).is_err());
-        assert!(eh_frame(Arch::Aarch64, 64, &[]).is_err());
+        // AArch64 has no rsp-relative x86 numbering, and no x87.
+        let x64_only = [
+            code(FrameChange::Cfa {
+                reg: Loc::Gpr(4),
+                offset: 16,
+            }),
+            code(FrameChange::Saved {
+                reg: Loc::Gpr(16),
+                offset: -8,
+            }),
+        ];
+        assert!(eh_frame(Arch::X86_64, 64, &[(0, &x64_only[0])]).is_ok());
+        assert!(eh_frame(Arch::X86_64, 64, &[(0, &x64_only[1])]).is_err());
+        let a64 = |offset, change| emit::Code {
+            bytes: vec![0; 16],
+            frame: vec![emit::FrameStep { offset, change }],
+        };
+        let sp16 = FrameChange::Cfa {
+            reg: Loc::Gpr(31),
+            offset: 16,
+        };
+        assert!(eh_frame(Arch::Aarch64, 64, &[(0, &a64(4, sp16))]).is_ok());
+        // Not on an instruction boundary.
+        assert!(eh_frame(Arch::Aarch64, 64, &[(0, &a64(6, sp16))]).is_err());
+        for bad in [
+            FrameChange::Restored(Loc::Gpr(32)),
+            FrameChange::Restored(Loc::Vec(32)),
+            FrameChange::Restored(Loc::X87(0)),
+        ] {
+            assert!(eh_frame(Arch::Aarch64, 64, &[(0, &a64(4, bad))]).is_err());
+        }
+        assert!(eh_frame(Arch::X86_64, 64, &[(0, &a64(4, sp16))]).is_err());
     }
 
     #[test]
@@ -565,5 +688,334 @@ mod tests {
         assert_eq!(far[32..40], 0x7000_0000_0000u64.to_le_bytes());
         // 0x1000 + 24 (CIE) + 8 is where pc_begin sits.
         assert_eq!(near[32..36], (0x800i32 - 0x1020).to_le_bytes());
+    }
+
+    // ------------------------------------------------------- AArch64
+
+    /// The `.eh_frame` gas writes for its AArch64 CIE (`aarch64-linux-gnu-gcc
+    /// -c`, dumped with `aarch64-linux-gnu-readelf --debug-dump=frames`):
+    /// length 16, id 0, version 1, "zR", code alignment 4, data alignment
+    /// -8, return address column 30, augmentation data pcrel|sdata4,
+    /// `DW_CFA_def_cfa: r31 (sp) ofs 0`.
+    #[rustfmt::skip]
+    const GAS_CIE: [u8; 20] = [
+        0x10, 0, 0, 0,  0, 0, 0, 0,  1, b'z', b'R', 0,
+        4, 0x78, 30,  1, 0x1B,  0x0C, 31, 0,
+    ];
+
+    fn step(offset: u32, change: FrameChange) -> FrameStep {
+        FrameStep { offset, change }
+    }
+
+    fn cfa(reg: u8, offset: i32) -> FrameChange {
+        FrameChange::Cfa {
+            reg: Loc::Gpr(reg),
+            offset,
+        }
+    }
+
+    fn saved(reg: Loc, offset: i32) -> FrameChange {
+        FrameChange::Saved { reg, offset }
+    }
+
+    /// The call frame instructions of the one FDE in `section` (after its
+    /// augmentation length), padding included.
+    fn fde_instructions(section: &[u8]) -> &[u8] {
+        let cie_len = u32::from_le_bytes(section[0..4].try_into().unwrap()) as usize;
+        let fde = &section[4 + cie_len..];
+        let fde_len = u32::from_le_bytes(fde[0..4].try_into().unwrap()) as usize;
+        // length, CIE pointer, pc_begin, pc_range (pcrel|sdata4), aug. length 0.
+        assert_eq!(fde[16], 0, "no FDE augmentation data");
+        &fde[17..4 + fde_len]
+    }
+
+    /// `section`'s FDE holds `want`, then padding `nop`s to 8 bytes.
+    fn assert_instructions(section: &[u8], want: &[u8]) {
+        let ins = fde_instructions(section);
+        assert!(
+            ins.starts_with(want) && ins[want.len()..].iter().all(|&b| b == DW_CFA_NOP),
+            "{ins:02x?} is not {want:02x?} and padding"
+        );
+        assert!(ins.len() - want.len() < 8);
+    }
+
+    /// The FDE of `code` (`len` bytes at 0x1000) in a section at 0x2000.
+    fn a64_section(len: usize, frame: Vec<FrameStep>) -> Vec<u8> {
+        let code = emit::Code {
+            bytes: vec![0; len],
+            frame,
+        };
+        eh_frame(Arch::Aarch64, 0x2000, &[(0x1000, &code)]).unwrap()
+    }
+
+    /// `stp x29, x30, [sp, #-16]!` at 0 and `ldp x29, x30, [sp], #16` at
+    /// `ldp`, as the emitter describes them.
+    fn frame_record_steps(ldp: u32) -> (Vec<FrameStep>, Vec<FrameStep>) {
+        let push = vec![
+            step(4, cfa(31, 16)),
+            step(4, saved(Loc::Gpr(29), -16)),
+            step(4, saved(Loc::Gpr(30), -8)),
+        ];
+        let pop = vec![
+            step(ldp + 4, cfa(31, 0)),
+            step(ldp + 4, FrameChange::Restored(Loc::Gpr(29))),
+            step(ldp + 4, FrameChange::Restored(Loc::Gpr(30))),
+        ];
+        (push, pop)
+    }
+
+    #[test]
+    fn aarch64_cie_is_gas_s() {
+        let section = eh_frame(Arch::Aarch64, 0x2000, &[]).unwrap();
+        // Ours pads the entry to 8 bytes (length 20, four nops); gas to 4.
+        assert_eq!(section[0..4], 20u32.to_le_bytes());
+        assert_eq!(section[4..20], GAS_CIE[4..]);
+        assert_eq!(section[20..], [0; 8], "padding, then the terminator");
+        let mut out = Vec::new();
+        cie(&mut out, Isa::of(Arch::Aarch64), Pointers::Absolute).unwrap();
+        assert_eq!(out[16], 0, "absptr");
+    }
+
+    /// gcc -O2 -fasynchronous-unwind-tables -fno-omit-frame-pointer on
+    /// `void k(void) { g(); g(); }`: `stp x29, x30, [sp, -16]!` (with
+    /// `.cfi_def_cfa_offset 16`, `.cfi_offset 29, -16`, `.cfi_offset 30,
+    /// -8`), `mov x29, sp`, `bl g`, `ldp x29, x30, [sp], 16` (with
+    /// `.cfi_restore 30`, `.cfi_restore 29`, `.cfi_def_cfa_offset 0`),
+    /// `b g`: 20 bytes; gas's FDE instructions below.
+    #[test]
+    fn aarch64_fde_is_gccs_for_a_frame_record() {
+        let (push, _) = frame_record_steps(12);
+        let mut frame = push;
+        frame.extend([
+            step(16, FrameChange::Restored(Loc::Gpr(30))),
+            step(16, FrameChange::Restored(Loc::Gpr(29))),
+            step(16, cfa(31, 0)),
+        ]);
+        let section = a64_section(20, frame);
+        #[rustfmt::skip]
+        let gcc = [
+            0x41, 0x0E, 0x10, 0x9D, 0x02, 0x9E, 0x01, // at 4: cfa sp+16, x29 at -16, x30 at -8
+            0x43, 0xDE, 0xDD, 0x0E, 0x00,             // at 16: restore x30, x29; cfa sp+0
+        ];
+        assert_instructions(&section, &gcc);
+        // pc_range is in bytes, not code alignment units.
+        let fde = &section[24..];
+        assert_eq!(fde[12..16], 20u32.to_le_bytes());
+    }
+
+    /// gcc on `double dv(double a)` keeping a value in d8 across a call:
+    /// `str d8, [sp, 16]` with `.cfi_offset 72, -16` (v8), restored with
+    /// `.cfi_restore 72`; gas writes `DW_CFA_offset_extended` and
+    /// `DW_CFA_restore_extended` for it.
+    #[test]
+    fn aarch64_fde_is_gccs_for_a_vector_save() {
+        let frame = vec![
+            step(4, cfa(31, 32)),
+            step(4, saved(Loc::Gpr(29), -32)),
+            step(4, saved(Loc::Gpr(30), -24)),
+            step(12, saved(Loc::Vec(8), -16)),
+            step(32, FrameChange::Restored(Loc::Gpr(30))),
+            step(32, FrameChange::Restored(Loc::Gpr(29))),
+            step(32, FrameChange::Restored(Loc::Vec(8))),
+            step(32, cfa(31, 0)),
+        ];
+        let section = a64_section(36, frame);
+        #[rustfmt::skip]
+        let gcc = [
+            0x41, 0x0E, 0x20, 0x9D, 0x04, 0x9E, 0x03, // at 4
+            0x42, 0x05, 0x48, 0x02,                   // at 12: v8 at cfa-16
+            0x45, 0xDE, 0xDD, 0x06, 0x48, 0x0E, 0x00, // at 32
+        ];
+        assert_instructions(&section, &gcc);
+    }
+
+    /// The frame of the conventions (CFA on x29 while the body runs),
+    /// written with `.cfi_def_cfa_register 29` after `mov x29, sp` and
+    /// `.cfi_def_cfa_register 31` after `mov sp, x29`, assembled by gas:
+    /// stp; mov x29, sp; sub sp, sp, #32; blr x9; mov sp, x29; ldp; ret.
+    #[test]
+    fn aarch64_fde_is_gas_s_for_the_stub_frame() {
+        let (push, pop) = frame_record_steps(20);
+        let mut frame = push;
+        frame.push(step(8, cfa(29, 16)));
+        frame.push(step(20, cfa(31, 16)));
+        frame.extend(pop);
+        let section = a64_section(28, frame.clone());
+        #[rustfmt::skip]
+        let gas = [
+            0x41, 0x0E, 0x10, 0x9D, 0x02, 0x9E, 0x01, // at 4
+            0x41, 0x0D, 0x1D,                         // at 8: cfa on x29
+            0x43, 0x0D, 0x1F,                         // at 20: cfa on sp
+            0x41, 0x0E, 0x00, 0xDD, 0xDE,             // at 24
+        ];
+        assert_instructions(&section, &gas);
+        let rows = decode(Arch::Aarch64, &section);
+        let entry = (0, (31, 0), vec![]);
+        let record = vec![(29, -16), (30, -8)];
+        assert_eq!(
+            rows,
+            [
+                entry.clone(),
+                (4, (31, 16), record.clone()),
+                (8, (29, 16), record.clone()),
+                (20, (31, 16), record),
+                (24, (31, 0), vec![]),
+            ]
+        );
+    }
+
+    /// Frameless code (closure trampolines: adrp, add, ldr, br) has an FDE
+    /// without instructions: the CIE's CFA = sp, return address in x30.
+    #[test]
+    fn aarch64_frameless_is_the_entry_state() {
+        let section = a64_section(16, Vec::new());
+        assert_instructions(&section, &[]);
+        assert_eq!(decode(Arch::Aarch64, &section), [(0, (31, 0), vec![])]);
+    }
+
+    /// Long code: advance_loc1 and advance_loc2 count 4-byte units, and a
+    /// save slot addressed from x29. gas, for the same frame (which it
+    /// writes `DW_CFA_def_cfa: r31 ofs 16` where ours says
+    /// `def_cfa_register`): the decoded tables agree.
+    #[test]
+    fn aarch64_long_code_decodes_as_gas_s() {
+        let (push, pop) = frame_record_steps(0x3FFC - 0x2C);
+        let mut frame = push;
+        frame.push(step(8, cfa(29, 16)));
+        frame.push(step(0x178 - 0x2C, saved(Loc::Vec(15), -24)));
+        frame.push(step(0x3FFC - 0x2C, cfa(31, 16)));
+        frame.extend(pop);
+        frame.push(step(0x4000 - 0x2C, FrameChange::Restored(Loc::Vec(15))));
+        let ours = a64_section(0x4004 - 0x2C, frame);
+        #[rustfmt::skip]
+        let gas_fde = [
+            0x30, 0, 0, 0,  0x50, 0, 0, 0,  0, 0, 0, 0,  0xD8, 0x3F, 0, 0,  0,
+            0x41, 0x0E, 0x10, 0x9D, 0x02, 0x9E, 0x01, 0x41, 0x0D, 0x1D,
+            0x02, 0x51, 0x05, 0x4F, 0x03,
+            0x03, 0xA1, 0x0F, 0x0C, 0x1F, 0x10,
+            0x41, 0x0E, 0x00, 0xDD, 0xDE, 0x06, 0x4F,
+            0, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut gas = GAS_CIE.to_vec();
+        gas.extend_from_slice(&gas_fde);
+        assert_eq!(&fde_instructions(&ours)[10..13], [0x02, 0x51, 0x05]);
+        assert_eq!(decode(Arch::Aarch64, &ours), decode(Arch::Aarch64, &gas));
+        let rows = decode(Arch::Aarch64, &ours);
+        assert_eq!(
+            rows[3],
+            (0x14C, (29, 16), vec![(29, -16), (30, -8), (79, -24)])
+        );
+        assert_eq!(rows[4].0, 0x3FD0);
+    }
+
+    type Row = (u64, (u8, i64), Vec<(u8, i64)>);
+
+    /// Decodes a section with one CIE and one FDE into rows: from each
+    /// offset on, the CFA (register, offset) and the saved registers.
+    fn decode(arch: Arch, section: &[u8]) -> Vec<Row> {
+        use std::collections::BTreeMap;
+        struct R<'a>(&'a [u8], usize);
+        impl R<'_> {
+            fn u8(&mut self) -> u8 {
+                self.1 += 1;
+                self.0[self.1 - 1]
+            }
+            fn uleb(&mut self) -> u64 {
+                let (mut v, mut shift) = (0, 0);
+                loop {
+                    let b = self.u8();
+                    v |= u64::from(b & 0x7F) << shift;
+                    shift += 7;
+                    if b & 0x80 == 0 {
+                        return v;
+                    }
+                }
+            }
+            fn sleb(&mut self) -> i64 {
+                let (mut v, mut shift) = (0i64, 0);
+                loop {
+                    let b = self.u8();
+                    v |= i64::from(b & 0x7F) << shift;
+                    shift += 7;
+                    if b & 0x80 == 0 {
+                        if b & 0x40 != 0 {
+                            v |= -1 << shift;
+                        }
+                        return v;
+                    }
+                }
+            }
+        }
+        let isa = Isa::of(arch);
+        let cie_len = u32::from_le_bytes(section[0..4].try_into().unwrap()) as usize;
+        let mut c = R(&section[..4 + cie_len], 12);
+        let (code_align, data_align, ra) = (c.uleb(), c.sleb(), c.u8());
+        assert_eq!(
+            (code_align, data_align, ra),
+            (isa.code_align.into(), -8, isa.ra)
+        );
+        assert_eq!((c.uleb(), c.u8()), (1, 0x1B));
+        type State = (u64, (u8, i64), BTreeMap<u8, i64>);
+        let run = |r: &mut R<'_>, mut st: State, init: &BTreeMap<u8, i64>| {
+            let mut rows: Vec<State> = Vec::new();
+            while r.1 < r.0.len() {
+                let op = r.u8();
+                let mut adv = |st: &mut State, units: u64| {
+                    rows.push(st.clone());
+                    st.0 += units * code_align;
+                };
+                match (op >> 6, op & 0x3F) {
+                    (1, d) => adv(&mut st, d.into()),
+                    (2, reg) => drop(st.2.insert(reg, r.uleb() as i64 * data_align)),
+                    (3, reg) => match init.get(&reg) {
+                        Some(&o) => drop(st.2.insert(reg, o)),
+                        None => drop(st.2.remove(&reg)),
+                    },
+                    (0, 0x00) => {}
+                    (0, 0x02) => {
+                        let d = r.u8();
+                        adv(&mut st, d.into())
+                    }
+                    (0, 0x03) => {
+                        let d = u16::from_le_bytes([r.u8(), r.u8()]);
+                        adv(&mut st, d.into())
+                    }
+                    (0, 0x05) => {
+                        let reg = r.uleb() as u8;
+                        st.2.insert(reg, r.uleb() as i64 * data_align);
+                    }
+                    (0, 0x06) => drop(st.2.remove(&(r.uleb() as u8))),
+                    (0, 0x0C) => st.1 = (r.uleb() as u8, r.uleb() as i64),
+                    (0, 0x0D) => st.1 .0 = r.uleb() as u8,
+                    (0, 0x0E) => st.1 .1 = r.uleb() as i64,
+                    (0, 0x11) => {
+                        let reg = r.uleb() as u8;
+                        st.2.insert(reg, r.sleb() * data_align);
+                    }
+                    other => panic!("unexpected call frame instruction {other:x?}"),
+                }
+            }
+            rows.push(st);
+            rows.dedup_by(|later, earlier| {
+                let same = later.0 == earlier.0;
+                if same {
+                    *earlier = later.clone();
+                }
+                same
+            });
+            rows
+        };
+        let empty = BTreeMap::new();
+        let initial = run(&mut c, (0, (0xFF, 0), BTreeMap::new()), &empty)
+            .pop()
+            .unwrap();
+        let fde = &section[4 + cie_len..];
+        let fde_len = u32::from_le_bytes(fde[0..4].try_into().unwrap()) as usize;
+        let mut f = R(&fde[..4 + fde_len], 17);
+        let init = initial.2.clone();
+        run(&mut f, initial, &init)
+            .into_iter()
+            .map(|(at, cfa, saved)| (at, cfa, saved.into_iter().collect()))
+            .collect()
     }
 }

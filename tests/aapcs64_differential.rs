@@ -34,7 +34,7 @@ use std::ptr;
 
 use jitffi::plan::{ArgPass, Loc, RetPass};
 use jitffi::{Cif, RawClosure, Type, TypeKind};
-use jitffi_oracle::aapcs64::{self as a64, Ty};
+use jitffi_oracle::aapcs64 as a64;
 use libffi::raw::{self as ffi, ffi_cif, ffi_closure};
 
 #[path = "support/randsig.rs"]
@@ -102,32 +102,9 @@ extern "C" fn on_fatal_signal(_sig: libc::c_int) {
     write_stderr(b"\n");
 }
 
-/// The jitffi type of an oracle type description.
-fn jt(t: &Ty) -> Type {
-    match t {
-        Ty::Void => Type::void(),
-        Ty::I8 => Type::i8(),
-        Ty::U8 => Type::u8(),
-        Ty::I16 => Type::i16(),
-        Ty::U16 => Type::u16(),
-        Ty::I32 => Type::i32(),
-        Ty::U32 => Type::u32(),
-        Ty::I64 => Type::i64(),
-        Ty::U64 => Type::u64(),
-        Ty::I128 => Type::i128(),
-        Ty::U128 => Type::u128(),
-        Ty::F32 => Type::f32(),
-        Ty::F64 => Type::f64(),
-        Ty::F128 => Type::long_double(),
-        Ty::Ptr => Type::pointer(),
-        Ty::CF32 => Type::complex_f32(),
-        Ty::CF64 => Type::complex_f64(),
-        Ty::CF128 => Type::complex_long_double(),
-        Ty::Struct(f) => Type::structure(f.iter().map(jt)).expect("valid struct"),
-        Ty::Union(f) => Type::union(f.iter().map(jt)).expect("valid union"),
-        Ty::Array(e, n) => Type::array(jt(e), *n).expect("valid array"),
-    }
-}
+#[path = "support/a64_types.rs"]
+mod a64_types;
+use a64_types::jt;
 
 /// The bytes a caller's libffi-form return buffer must hold for a callee
 /// that returned `v`, and which of them count.

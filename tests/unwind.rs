@@ -8,15 +8,21 @@
 //!
 //! No exception ever reaches a Rust frame: every catcher is C++ and
 //! catches everything.
-#![cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+//!
+//! On x86-64 and AArch64 alike; what only x86-64 has (Microsoft x64
+//! callers and targets, targets that keep no SysV register) is tested
+//! there only.
+#![cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_os = "linux",
+    target_env = "gnu"
+))]
 
 use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::ptr;
 
-use jitffi::classify::classify;
-use jitffi::emit::{self, EntryForm, FrameChange};
-use jitffi::plan::Loc;
+use jitffi::emit::{self, EntryForm};
 use jitffi::{cache, memory, unwind, Abi, Arch, Cif, RawClosure, Type};
 use jitffi_oracle::cxx::{self, HandlerData, StubFn, FOREIGN, NOTHING};
 
@@ -35,11 +41,17 @@ impl Buf {
     }
 }
 
-/// `long double` 7.0 in the x87 extended format, padded to 16 bytes.
+/// `long double` 7.0: x87 extended, padded to 16 bytes (x86-64), or IEEE
+/// binary128 (AArch64).
 fn long_double_7() -> [u8; 16] {
     let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&0xE000_0000_0000_0000u64.to_le_bytes());
-    b[8..10].copy_from_slice(&0x4001u16.to_le_bytes());
+    if cfg!(target_arch = "x86_64") {
+        b[..8].copy_from_slice(&0xE000_0000_0000_0000u64.to_le_bytes());
+        b[8..10].copy_from_slice(&0x4001u16.to_le_bytes());
+    } else {
+        // Sign 0, exponent 0x4001, fraction .11 (7 = 1.75 * 2^2).
+        b[8..].copy_from_slice(&0x4001_C000_0000_0000u64.to_le_bytes());
+    }
     b
 }
 
@@ -107,7 +119,8 @@ fn stub_cases() -> Vec<StubCase> {
     let i32t = Type::i32;
     let big = Type::structure(vec![Type::i64(); 4]).unwrap();
     let d = 4.0f64.to_ne_bytes().to_vec();
-    vec![
+    #[allow(unused_mut)] // x86-64 adds a case
+    let mut cases = vec![
         StubCase {
             name: "void(int): a tail stub",
             cif: Cif::new(Type::void(), &[i32t()]).unwrap(),
@@ -137,7 +150,7 @@ fn stub_cases() -> Vec<StubCase> {
             throws: 15,
         },
         StubCase {
-            name: "long double(int, long double): x87",
+            name: "long double(int, long double)",
             cif: Cif::new(Type::long_double(), &[i32t(), Type::long_double()]).unwrap(),
             target: cxx::cxx_throw_x87 as *const c_void,
             args: vec![int(30), long_double_7().to_vec()],
@@ -151,14 +164,16 @@ fn stub_cases() -> Vec<StubCase> {
             args: vec![int(3), int(1), int(2), int(3), d],
             throws: 127,
         },
-        StubCase {
-            name: "ms_abi int(5 x int): Win64, shadow space and a stack argument",
-            cif: Cif::with_abi(Abi::Win64, i32t(), &vec![i32t(); 5], None).unwrap(),
-            target: cxx::cxx_throw_ms as *const c_void,
-            args: ints(5, 1),
-            throws: weighted(1..6),
-        },
-    ]
+    ];
+    #[cfg(target_arch = "x86_64")]
+    cases.push(StubCase {
+        name: "ms_abi int(5 x int): Win64, shadow space and a stack argument",
+        cif: Cif::with_abi(Abi::Win64, i32t(), &vec![i32t(); 5], None).unwrap(),
+        target: cxx::cxx_throw_ms as *const c_void,
+        args: ints(5, 1),
+        throws: weighted(1..6),
+    });
+    cases
 }
 
 // ------------------------------------------------- (a), (b): call stubs
@@ -241,10 +256,12 @@ fn the_brief_catcher_and_a_stub_that_returns() {
 
 // ------------------------------- (d): callee-saved registers after a catch
 
-/// gcc keeps `cxx_catch_keeps`'s six values in rbx, rbp and r12-r15 across
-/// the call (checked once with objdump); the stub holds rvalue in rbx and
-/// `fn` in r12 meanwhile, so only the stub's unwind entry can give the
-/// catcher its values back.
+/// gcc keeps `cxx_catch_keeps`'s six values in callee-saved registers
+/// across the call (checked once with objdump). On x86-64 they are rbx,
+/// rbp and r12-r15, and the stub holds rvalue in rbx and `fn` in r12
+/// meanwhile, so only the stub's unwind entry can give the catcher its
+/// values back. On AArch64 they are x19-x24, which the stub leaves alone;
+/// the catcher's frame (x29, sp) comes back only through the stub's entry.
 #[test]
 fn callee_saved_registers_survive_a_caught_exception() {
     for (k, case) in stub_cases().into_iter().enumerate() {
@@ -322,7 +339,7 @@ fn closure_cases() -> Vec<ClosureCase> {
             passed: vec![6],
         },
         ClosureCase {
-            name: "long double(int): x87",
+            name: "long double(int)",
             cif: Cif::new(Type::long_double(), &[i32t()]).unwrap(),
             nargs: 1,
             call: |fp| unsafe { cxx::cxx_closure_x87(fp, 12) },
@@ -387,6 +404,7 @@ fn a_closure_returns_normally_after_an_exception_went_through_its_thunk() {
 /// describes the same way), and gcc's code accordingly reloads such values
 /// from its frame on the exception path: what is checked is that the
 /// catcher's values all come back.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn win64_thunk_exceptions_keep_the_ms_abi_catchers_values() {
     let cif = Cif::with_abi(Abi::Win64, Type::i32(), &vec![Type::i32(); 5], None).unwrap();
@@ -531,8 +549,8 @@ fn decode(fde: *const u8) -> Decoded {
     assert_eq!(c.bytes::<3>(), *b"zR\0");
     assert_eq!(
         (c.uleb(), c.sleb(), c.u8()),
-        (1, -8, 16),
-        "alignment factors, rip"
+        (CODE_ALIGN, -8, RA),
+        "alignment factors, return address column"
     );
     assert_eq!(c.uleb(), 1, "augmentation data: one byte");
     let pcrel = match c.u8() {
@@ -548,11 +566,11 @@ fn decode(fde: *const u8) -> Decoded {
     let initial = run(&mut c, initial.clone(), &initial, vec![])
         .pop()
         .unwrap();
-    assert_eq!(initial.cfa, (7, 8), "entry: CFA = rsp + 8");
+    assert_eq!(initial.cfa, ENTRY_CFA, "entry: the CFA");
     assert_eq!(
         initial.saved,
-        BTreeMap::from([(16, -8)]),
-        "return address at CFA - 8"
+        entry_state(),
+        "entry: the return address (x86-64: at CFA - 8; AArch64: in x30)"
     );
 
     let mut r = Reader { b: fde_bytes, i: 8 };
@@ -575,7 +593,7 @@ fn decode(fde: *const u8) -> Decoded {
 fn run(r: &mut Reader<'_>, mut row: Row, initial: &Row, mut rows: Vec<Row>) -> Vec<Row> {
     let advance = |row: &mut Row, rows: &mut Vec<Row>, by: u64| {
         rows.push(row.clone());
-        row.at += by;
+        row.at += by * CODE_ALIGN;
     };
     while r.i < r.b.len() {
         let op = r.u8();
@@ -601,6 +619,11 @@ fn run(r: &mut Reader<'_>, mut row: Row, initial: &Row, mut rows: Vec<Row>) -> V
             (0, 0x04) => {
                 let d = u32::from_le_bytes(r.bytes::<4>());
                 advance(&mut row, &mut rows, d.into())
+            }
+            (0, 0x05) => {
+                let reg = r.uleb() as u8;
+                let off = r.uleb() as i64 * -8;
+                row.saved.insert(reg, off);
             }
             (0, 0x06) => {
                 let reg = r.uleb() as u8;
@@ -643,19 +666,82 @@ fn position(hay: &[u8], needle: &[u8]) -> usize {
         .expect("instruction present")
 }
 
-// DWARF numbers.
-const RBX: u8 = 3;
-const RSI: u8 = 4;
-const RDI: u8 = 5;
-const RBP: u8 = 6;
-const RSP: u8 = 7;
-const R12: u8 = 12;
-const RIP: u8 = 16;
+// DWARF numbers, and what the CIE says.
+#[cfg(target_arch = "x86_64")]
+mod dwarf {
+    pub const RBX: u8 = 3;
+    pub const RSI: u8 = 4;
+    pub const RDI: u8 = 5;
+    pub const RBP: u8 = 6;
+    pub const RSP: u8 = 7;
+    pub const R12: u8 = 12;
+    pub const RIP: u8 = 16;
+    pub const RA: u8 = RIP;
+    pub const CODE_ALIGN: u64 = 1;
+    /// CFA = rsp + 8 at a function's first instruction.
+    pub const ENTRY_CFA: (u8, i64) = (RSP, 8);
+    /// The return address at CFA - 8.
+    pub const RA_AT_ENTRY: Option<i64> = Some(-8);
+}
+#[cfg(target_arch = "aarch64")]
+mod dwarf {
+    pub const X29: u8 = 29;
+    pub const X30: u8 = 30;
+    pub const SP: u8 = 31;
+    pub const RA: u8 = X30;
+    pub const CODE_ALIGN: u64 = 4;
+    /// CFA = sp at a function's first instruction.
+    pub const ENTRY_CFA: (u8, i64) = (SP, 0);
+    /// The return address is still in x30.
+    pub const RA_AT_ENTRY: Option<i64> = None;
+}
+use dwarf::*;
 
 fn entry_state() -> BTreeMap<u8, i64> {
-    BTreeMap::from([(RIP, -8)])
+    RA_AT_ENTRY.map(|at| (RA, at)).into_iter().collect()
 }
 
+/// Instruction words as AArch64 code bytes.
+#[cfg(target_arch = "aarch64")]
+fn words(w: &[u32]) -> Vec<u8> {
+    w.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+#[cfg(target_arch = "aarch64")]
+mod a64 {
+    pub const MOV_FP_SP: u32 = 0x9100_03FD; // mov x29, sp
+    pub const MOV_SP_FP: u32 = 0x9100_03BF; // mov sp, x29
+    pub const RET: u32 = 0xD65F_03C0;
+    pub const NOP: u32 = 0xD503_201F;
+    pub const BLR_X9: u32 = 0xD63F_0120;
+    pub const BR_X9: u32 = 0xD61F_0120;
+
+    /// `stp x29, x30, [sp, #-total]!`
+    pub fn stp_frame(total: u32) -> u32 {
+        0xA980_7BFD | ((total.wrapping_neg() / 8) & 0x7F) << 15
+    }
+
+    /// `ldp x29, x30, [sp], #total`
+    pub fn ldp_frame(total: u32) -> u32 {
+        0xA8C0_7BFD | ((total / 8) & 0x7F) << 15
+    }
+
+    /// The size of the frame `code` starts by pushing: the record alone
+    /// (16; the locals come below it) or the record and the locals (gcc's
+    /// shape, one `stp` for both).
+    pub fn frame_total(code: &[u8]) -> u32 {
+        let first = u32::from_le_bytes(code[..4].try_into().unwrap());
+        let imm7 = ((first >> 15) & 0x7F) as u8;
+        let total = (i32::from((imm7 << 1) as i8) * -4) as u32;
+        assert_eq!(
+            first,
+            stp_frame(total),
+            "stp x29, x30, [sp, #-n]! first: {first:#010x}"
+        );
+        total
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn a_framed_stubs_registered_entry_describes_its_frame() {
     let cif = Cif::new(Type::i32(), &[Type::i32()]).unwrap();
@@ -718,14 +804,100 @@ fn a_framed_stubs_registered_entry_describes_its_frame() {
     );
 }
 
+/// The frame of the conventions: `stp x29, x30, [sp, #-n]!; mov x29,
+/// sp; ...; [mov sp, x29;] ldp x29, x30, [sp], #n; ret`, with the CFA on
+/// x29 from the `mov x29, sp` on (through the call) and the entry state
+/// back after the `ldp`. (n is 16 when the locals are allocated below the
+/// record and taken down by `mov sp, x29`; the record and locals together
+/// otherwise.)
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn a_framed_stubs_registered_entry_describes_its_frame() {
+    use a64::*;
+    for (ret, form) in [
+        (Type::i32(), EntryForm::Libffi),
+        (Type::f64(), EntryForm::Libffi),
+        (Type::i64(), EntryForm::Packed), // with stack arguments
+    ] {
+        let args = match form {
+            EntryForm::Libffi => vec![Type::i32()],
+            EntryForm::Packed => vec![Type::i64(); 10],
+        };
+        let cif = Cif::new(ret, &args).unwrap();
+        let stub = match form {
+            EntryForm::Libffi => cif.raw_entry() as usize,
+            EntryForm::Packed => cif.packed_entry() as usize,
+        };
+        let (fde, func) = find_fde(stub + 8).expect("the stub's FDE is registered");
+        assert_eq!(func, stub);
+        let d = decode(fde);
+        assert_eq!(d.start as usize, stub);
+        let want = emit::compile_call(cif.plan(), form).unwrap();
+        assert_eq!(
+            d.len as usize,
+            want.len(),
+            "the FDE covers exactly the stub"
+        );
+        let bytes = code(stub, want.len());
+        assert_eq!(bytes, want);
+        let t = frame_total(&bytes);
+        assert_eq!(bytes[4..8], MOV_FP_SP.to_le_bytes());
+        type Flat = (u64, (u8, i64), Vec<(u8, i64)>);
+        let rows: Vec<Flat> = d
+            .rows
+            .iter()
+            .take(3)
+            .map(|r| (r.at, r.cfa, r.saved.iter().map(|(&k, &v)| (k, v)).collect()))
+            .collect();
+        let n = i64::from(t);
+        let record = vec![(X29, -n), (X30, 8 - n)];
+        assert_eq!(
+            rows,
+            [
+                (0, (SP, 0), vec![]),
+                (4, (SP, n), record.clone()),
+                (8, (X29, n), record),
+            ],
+            "{form:?}"
+        );
+        // While the target runs (its return address is right after blr x9)
+        // the whole frame is described.
+        let record = BTreeMap::from([(X29, -n), (X30, 8 - n)]);
+        let call = position(&bytes, &BLR_X9.to_le_bytes()) as u64;
+        let during = d.at(call + 4);
+        assert_eq!((during.cfa, &during.saved), ((X29, n), &record));
+        // [mov sp, x29;] ldp; ret: back to the entry state at the ret.
+        let len = bytes.len() as u64;
+        assert_eq!(bytes[bytes.len() - 8..], words(&[ldp_frame(t), RET]));
+        let at_ldp = d.at(len - 8);
+        assert_eq!(at_ldp.saved, record);
+        if bytes[bytes.len() - 12..bytes.len() - 8] == MOV_SP_FP.to_le_bytes() {
+            assert_eq!(t, 16, "mov sp, x29 takes down the locals below the record");
+            assert_eq!(d.at(len - 12).cfa, (X29, n));
+            assert_eq!(at_ldp.cfa, (SP, n));
+        } else {
+            // sp and x29 are the same there.
+            assert!([(SP, n), (X29, n)].contains(&at_ldp.cfa));
+        }
+        let last = d.at(len - 4);
+        assert_eq!((last.cfa, &last.saved), ((SP, 0), &entry_state()), "at ret");
+    }
+}
+
 #[test]
 fn a_tail_stub_keeps_the_entry_state_throughout() {
     let cif = Cif::new(Type::i32(), &[Type::i32(), Type::i32()]).unwrap();
     let stub = cif.packed_entry() as usize;
     let want = emit::compile_call(cif.plan(), EntryForm::Packed).unwrap();
+    #[cfg(target_arch = "x86_64")]
     assert!(
         want.ends_with(&[0xFF, 0x64, 0x24, 0xF8]),
         "jmp [rsp-8]: a tail stub"
+    );
+    #[cfg(target_arch = "aarch64")]
+    assert!(
+        want.ends_with(&a64::BR_X9.to_le_bytes()),
+        "br x9: a tail stub"
     );
     let (fde, _) = find_fde(stub + want.len() - 1).expect("registered");
     let d = decode(fde);
@@ -733,13 +905,14 @@ fn a_tail_stub_keeps_the_entry_state_throughout() {
     assert_eq!(d.rows.len(), 1);
     assert_eq!(
         (d.rows[0].cfa, &d.rows[0].saved),
-        ((RSP, 8), &entry_state())
+        (ENTRY_CFA, &entry_state())
     );
 }
 
 /// The Win64 thunk's saves: rsi and rdi, and xmm6-xmm15 in 16-aligned
 /// slots, each described from the store that made it (whose displacement
 /// the slot matches) to the reload after the handler call.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn the_win64_thunks_entry_describes_its_register_saves() {
     let c = cache::lookup(Abi::Win64, &Type::i32(), &vec![Type::i32(); 5], None).unwrap();
@@ -800,27 +973,42 @@ fn the_win64_thunks_entry_describes_its_register_saves() {
 
 #[test]
 fn unregistered_code_has_no_entry_and_registered_code_does() {
+    let host = Arch::host().unwrap();
+    // endbr64; ret, or nop; ret.
+    #[cfg(target_arch = "x86_64")]
+    let (two, ret) = (vec![0xF3, 0x0F, 0x1E, 0xFA, 0xC3], vec![0xC3]);
+    #[cfg(target_arch = "aarch64")]
+    let (two, ret) = (words(&[a64::NOP, a64::RET]), words(&[a64::RET]));
+    let len = two.len();
     // Published straight into code memory, no unwind registration.
-    let at = memory::publish(&[0xF3, 0x0F, 0x1E, 0xFA, 0xC3]).unwrap() as usize;
-    assert!(find_fde(at + 4).is_none());
-    // Registered on its own (the section in memory of its own).
+    let at = memory::publish(&two).unwrap() as usize;
+    assert!(find_fde(at + len - 1).is_none());
+    // Registered on its own (the section in memory of its own); not as
+    // another architecture's code.
     let code = emit::Code {
-        bytes: code(at, 5),
+        bytes: code(at, len),
         frame: Vec::new(),
     };
-    unwind::register(Arch::X86_64, &[(at, &code)]).unwrap();
-    let (fde, func) = find_fde(at + 4).expect("registered now");
+    let foreign = match host {
+        Arch::X86_64 => Arch::Aarch64,
+        Arch::Aarch64 => Arch::X86_64,
+    };
+    assert!(unwind::register(foreign, &[(at, &code)]).is_err());
+    assert!(unwind::register_frameless(foreign, at, len).is_err());
+    assert!(find_fde(at + len - 1).is_none());
+    unwind::register(host, &[(at, &code)]).unwrap();
+    let (fde, func) = find_fde(at + len - 1).expect("registered now");
     assert_eq!(func, at);
     let d = decode(fde);
-    assert_eq!((d.start as usize, d.len), (at, 5));
+    assert_eq!((d.start as usize, d.len as usize), (at, len));
     assert_eq!(
         (d.rows[0].cfa, &d.rows[0].saved),
-        ((RSP, 8), &entry_state())
+        (ENTRY_CFA, &entry_state())
     );
-    // A frameless range, as closure trampolines would be described.
-    let tramp = memory::publish(&[0xC3; 48]).unwrap() as usize;
+    // A frameless range, as closure trampolines are described.
+    let tramp = memory::publish(&ret.repeat(48 / ret.len())).unwrap() as usize;
     assert!(find_fde(tramp + 47).is_none());
-    unwind::register_frameless(Arch::X86_64, tramp, 48).unwrap();
+    unwind::register_frameless(host, tramp, 48).unwrap();
     let (fde, func) = find_fde(tramp + 47).expect("registered now");
     let d = decode(fde);
     assert_eq!(
@@ -829,7 +1017,7 @@ fn unregistered_code_has_no_entry_and_registered_code_does() {
     );
     assert_eq!(
         (d.rows[0].cfa, &d.rows[0].saved),
-        ((RSP, 8), &entry_state())
+        (ENTRY_CFA, &entry_state())
     );
     let c =
         cache::compile_uncached(Abi::host(), &Type::f64(), &vec![Type::f64(); 9], None).unwrap();
@@ -847,11 +1035,21 @@ fn chain_stubs_and_go_thunks_are_registered_too() {
         assert_eq!(func, at);
         let d = decode(fde);
         let bytes = code(at, d.len as usize);
-        assert_eq!(bytes[4], 0x55, "push rbp");
-        assert_eq!(d.at(6).cfa, (RSP, 16));
-        assert_eq!(d.at(9).cfa, (RBP, 16));
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(bytes[4], 0x55, "push rbp");
+            assert_eq!(d.at(6).cfa, (RSP, 16));
+            assert_eq!(d.at(9).cfa, (RBP, 16));
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            let n = i64::from(a64::frame_total(&bytes));
+            assert_eq!(bytes[4..8], a64::MOV_FP_SP.to_le_bytes());
+            assert_eq!(d.at(4).cfa, (SP, n));
+            assert_eq!(d.at(8).cfa, (X29, n));
+        }
         let last = d.at(d.len - 1);
-        assert_eq!((last.cfa, &last.saved), ((RSP, 8), &entry_state()));
+        assert_eq!((last.cfa, &last.saved), (ENTRY_CFA, &entry_state()));
     }
 }
 
@@ -931,101 +1129,164 @@ fn backtraces_walk_through_a_stub() {
     );
 }
 
-// ------------------------------------ targets that keep no register at all
-
-/// A libffi-form stub of `void(void (*)(int), int)` for a target that
-/// keeps none of SysV's callee-saved registers: it pushes r13-r15 as well,
-/// and finds its frame from rsp while the target runs (rbp may be garbage
-/// then). Published on its own and registered through `unwind::register`.
-fn wrecker_stub() -> (usize, usize) {
-    static STUB: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
-    *STUB.get_or_init(|| {
-        let mut plan = classify(
-            Abi::SysV64,
-            &Type::void(),
-            &[Type::pointer(), Type::i32()],
-            None,
-        )
-        .unwrap();
-        plan.callee_saved.clear();
-        let code = emit::compile_call_with_unwind(&plan, EntryForm::Libffi).unwrap();
-        let rsp_based = code.frame.iter().any(
-            |s| matches!(s.change, FrameChange::Cfa { reg: Loc::Gpr(4), offset } if offset > 16),
-        );
-        assert!(
-            rsp_based,
-            "the CFA is rsp-based during the call: {:?}",
-            code.frame
-        );
-        let at = memory::publish(&code.bytes).unwrap() as usize;
-        unwind::register(plan.arch, &[(at, &code)]).unwrap();
-        (at, code.bytes.len())
-    })
-}
-
-#[test]
-fn exceptions_through_a_target_that_wrecks_every_register() {
-    let (stub, _) = wrecker_stub();
-    // SAFETY: the stub has the libffi-form entry signature.
-    let stub = unsafe { std::mem::transmute::<usize, StubFn>(stub) };
-    let then = cxx::cxx_throw_int as *const c_void;
-    for v in [5i32, -90] {
-        let args = [(&raw const then).cast::<c_void>(), (&raw const v).cast()];
-        let mut out = [0i64; 7];
-        // SAFETY: cxx_wrecker is void(void (*)(int), int) and calls then(v),
-        // which throws v; `out` has 7 slots.
-        unsafe {
-            cxx::cxx_catch_keeps(
-                stub,
-                cxx::cxx_wrecker as *const c_void,
-                ptr::null_mut(),
-                args.as_ptr().cast(),
-                i64::from(v),
-                out.as_mut_ptr(),
-            )
-        };
-        assert_eq!(out[..6], cxx::keeps_expected(i64::from(v)));
-        assert_eq!(out[6], i64::from(v));
-    }
-}
-
-extern "C" fn trace_here(_: i32) {
+/// A raw handler of `int64_t(int64_t)` that walks the stack from inside
+/// the closure call.
+unsafe extern "C" fn tracing_handler(
+    _cif: *const c_void,
+    ret: *mut c_void,
+    args: *const *mut c_void,
+    _user_data: *mut c_void,
+) {
     TRACE.with(|t| t.borrow_mut().clear());
     // SAFETY: `collect` only reads the context.
     unsafe { _Unwind_Backtrace(collect, ptr::null_mut()) };
+    // SAFETY: one int64_t argument; the return buffer holds an int64_t.
+    unsafe {
+        ret.cast::<i64>()
+            .write(args.read().cast::<i64>().read() + 1)
+    };
 }
 
 #[inline(never)]
-fn caller_above_the_wrecker_stub(stub: usize) {
-    let then = trace_here as *const c_void;
-    let v = 0i32;
-    let args = [(&raw const then).cast::<c_void>(), (&raw const v).cast()];
-    // SAFETY: as in the exception test; `trace_here` returns normally and
-    // the stub puts back every register cxx_wrecker trashed.
-    unsafe {
-        let stub = std::mem::transmute::<usize, StubFn>(stub);
-        stub(
-            cxx::cxx_wrecker as *const c_void,
-            ptr::null_mut(),
-            args.as_ptr().cast(),
-        );
-    }
-    std::hint::black_box(());
+fn caller_above_the_thunk(code: *const c_void) -> i64 {
+    // SAFETY: the code pointer of an int64_t(int64_t) closure.
+    let f = unsafe { std::mem::transmute::<*const c_void, extern "C" fn(i64) -> i64>(code) };
+    std::hint::black_box(f(std::hint::black_box(41)))
 }
 
+/// The thunk is entered by a jump from its slot's trampoline, so the
+/// frame above it is the closure's caller.
 #[test]
-fn backtraces_walk_through_a_stub_whose_target_wrecked_rbp() {
-    let (stub, len) = wrecker_stub();
-    caller_above_the_wrecker_stub(stub);
+fn backtraces_walk_through_a_closure_thunk() {
+    let (ret, args) = (Type::i64(), [Type::i64()]);
+    let cif = Cif::new(ret.clone(), &args).unwrap();
+    let closure = RawClosure::new(&cif, tracing_handler, ptr::null_mut()).unwrap();
+    assert_eq!(caller_above_the_thunk(closure.code_ptr()), 42);
+    let compiled = cache::lookup(Abi::host(), &ret, &args, None).unwrap();
+    let thunk = compiled.closure_thunk().unwrap() as usize;
+    let len = emit::compile_closure_thunk(&compiled.plan).unwrap().len();
     let ips = TRACE.with(|t| t.borrow().clone());
     let k = ips
         .iter()
-        .position(|&ip| (stub..stub + len).contains(&ip))
-        .unwrap_or_else(|| panic!("the stub's frame is not in the trace {ips:x?}"));
-    let caller = caller_above_the_wrecker_stub as fn(usize) as usize;
-    let above = *ips.get(k + 1).expect("the walk went past the stub");
+        .position(|&ip| (thunk..thunk + len).contains(&ip))
+        .unwrap_or_else(|| panic!("the thunk's frame is not in the trace {ips:x?}"));
+    let caller = caller_above_the_thunk as fn(*const c_void) -> i64 as usize;
+    let above = *ips.get(k + 1).expect("the walk went past the thunk");
     assert!(
         (caller..caller + 4096).contains(&above),
-        "frame above the stub at {above:#x}, caller at {caller:#x}"
+        "frame above the thunk at {above:#x}, caller at {caller:#x}"
     );
+    assert!(
+        ips.len() > k + 3,
+        "the walk reaches the test harness: {ips:x?}"
+    );
+}
+
+// ------------------------------------ targets that keep no register at all
+
+/// Stubs for x86-64 targets whose ABI keeps no register (the AArch64
+/// emitter wraps AAPCS64 targets only, and refuses such plans).
+#[cfg(target_arch = "x86_64")]
+mod wrecker {
+    use super::*;
+    use jitffi::classify::classify;
+    use jitffi::emit::FrameChange;
+    use jitffi::plan::Loc;
+
+    /// A libffi-form stub of `void(void (*)(int), int)` for a target that
+    /// keeps none of SysV's callee-saved registers: it pushes r13-r15 as well,
+    /// and finds its frame from rsp while the target runs (rbp may be garbage
+    /// then). Published on its own and registered through `unwind::register`.
+    fn wrecker_stub() -> (usize, usize) {
+        static STUB: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+        *STUB.get_or_init(|| {
+            let mut plan = classify(
+                Abi::SysV64,
+                &Type::void(),
+                &[Type::pointer(), Type::i32()],
+                None,
+            )
+            .unwrap();
+            plan.callee_saved.clear();
+            let code = emit::compile_call_with_unwind(&plan, EntryForm::Libffi).unwrap();
+            let rsp_based = code.frame.iter().any(
+                |s| matches!(s.change, FrameChange::Cfa { reg: Loc::Gpr(4), offset } if offset > 16),
+            );
+            assert!(
+                rsp_based,
+                "the CFA is rsp-based during the call: {:?}",
+                code.frame
+            );
+            let at = memory::publish(&code.bytes).unwrap() as usize;
+            unwind::register(plan.arch, &[(at, &code)]).unwrap();
+            (at, code.bytes.len())
+        })
+    }
+
+    #[test]
+    fn exceptions_through_a_target_that_wrecks_every_register() {
+        let (stub, _) = wrecker_stub();
+        // SAFETY: the stub has the libffi-form entry signature.
+        let stub = unsafe { std::mem::transmute::<usize, StubFn>(stub) };
+        let then = cxx::cxx_throw_int as *const c_void;
+        for v in [5i32, -90] {
+            let args = [(&raw const then).cast::<c_void>(), (&raw const v).cast()];
+            let mut out = [0i64; 7];
+            // SAFETY: cxx_wrecker is void(void (*)(int), int) and calls then(v),
+            // which throws v; `out` has 7 slots.
+            unsafe {
+                cxx::cxx_catch_keeps(
+                    stub,
+                    cxx::cxx_wrecker as *const c_void,
+                    ptr::null_mut(),
+                    args.as_ptr().cast(),
+                    i64::from(v),
+                    out.as_mut_ptr(),
+                )
+            };
+            assert_eq!(out[..6], cxx::keeps_expected(i64::from(v)));
+            assert_eq!(out[6], i64::from(v));
+        }
+    }
+
+    extern "C" fn trace_here(_: i32) {
+        TRACE.with(|t| t.borrow_mut().clear());
+        // SAFETY: `collect` only reads the context.
+        unsafe { _Unwind_Backtrace(collect, ptr::null_mut()) };
+    }
+
+    #[inline(never)]
+    fn caller_above_the_wrecker_stub(stub: usize) {
+        let then = trace_here as *const c_void;
+        let v = 0i32;
+        let args = [(&raw const then).cast::<c_void>(), (&raw const v).cast()];
+        // SAFETY: as in the exception test; `trace_here` returns normally and
+        // the stub puts back every register cxx_wrecker trashed.
+        unsafe {
+            let stub = std::mem::transmute::<usize, StubFn>(stub);
+            stub(
+                cxx::cxx_wrecker as *const c_void,
+                ptr::null_mut(),
+                args.as_ptr().cast(),
+            );
+        }
+        std::hint::black_box(());
+    }
+
+    #[test]
+    fn backtraces_walk_through_a_stub_whose_target_wrecked_rbp() {
+        let (stub, len) = wrecker_stub();
+        caller_above_the_wrecker_stub(stub);
+        let ips = TRACE.with(|t| t.borrow().clone());
+        let k = ips
+            .iter()
+            .position(|&ip| (stub..stub + len).contains(&ip))
+            .unwrap_or_else(|| panic!("the stub's frame is not in the trace {ips:x?}"));
+        let caller = caller_above_the_wrecker_stub as fn(usize) as usize;
+        let above = *ips.get(k + 1).expect("the walk went past the stub");
+        assert!(
+            (caller..caller + 4096).contains(&above),
+            "frame above the stub at {above:#x}, caller at {caller:#x}"
+        );
+    }
 }

@@ -682,8 +682,10 @@ fn quote(bytes: &[u8], out: &mut String) {
     out.push('"');
 }
 
-/// x87 80-bit `long double` <-> `f64`, converted by the FPU itself so
-/// rounding is the hardware's.
+/// The host's `long double` <-> `f64`: x87 80-bit on x86-64, converted
+/// by the FPU itself so rounding is the hardware's; IEEE binary128 on
+/// AArch64, converted in software (widening is exact, narrowing rounds to
+/// nearest, ties to even, as the hardware's conversions do).
 mod long_double {
     /// The 16-byte slot of a `long double` holding `v`.
     #[cfg(target_arch = "x86_64")]
@@ -723,13 +725,94 @@ mod long_double {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub fn from_f64(_v: f64) -> Result<[u8; 16], String> {
-        Err("`long double` arguments are only supported on x86-64 hosts so far".into())
-    }
+    pub use binary128::{from_f64, to_f64};
 
-    #[cfg(not(target_arch = "x86_64"))]
-    pub fn to_f64(_bytes: &[u8]) -> f64 {
-        f64::NAN
+    /// IEEE binary128: sign, 15 exponent bits (bias 16383), 112 fraction
+    /// bits; little-endian in memory.
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    pub mod binary128 {
+        const FRAC_BITS: u32 = 112;
+        const FRAC_MASK: u128 = (1 << FRAC_BITS) - 1;
+        const EXP_MAX: u128 = 0x7FFF;
+        const BIAS: i32 = 16383;
+
+        /// `v` as a binary128 `long double`: every `f64` is exact there.
+        pub fn from_f64(v: f64) -> Result<[u8; 16], String> {
+            let bits = v.to_bits();
+            let sign = u128::from(bits >> 63) << 127;
+            let exp = ((bits >> 52) & 0x7FF) as i32;
+            let frac = u128::from(bits & ((1 << 52) - 1));
+            let body = match exp {
+                0x7FF => (EXP_MAX << FRAC_BITS) | (frac << 60),
+                0 if frac == 0 => 0,
+                0 => {
+                    // Subnormal: 0.frac * 2^-1022; the leading one becomes
+                    // the implicit bit.
+                    let top = 127 - frac.leading_zeros() as i32; // < 52
+                    let e = top - 1074;
+                    let frac = (frac << (FRAC_BITS as i32 - top)) & FRAC_MASK;
+                    (((e + BIAS) as u128) << FRAC_BITS) | frac
+                }
+                _ => (((exp - 1023 + BIAS) as u128) << FRAC_BITS) | (frac << 60),
+            };
+            Ok((sign | body).to_le_bytes())
+        }
+
+        /// `bytes` (16) as a binary128 value, rounded to the nearest `f64`
+        /// (ties to even).
+        pub fn to_f64(bytes: &[u8]) -> f64 {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&bytes[..16]);
+            let bits = u128::from_le_bytes(b);
+            let sign = ((bits >> 127) as u64) << 63;
+            let exp = ((bits >> FRAC_BITS) & EXP_MAX) as i32;
+            let frac = bits & FRAC_MASK;
+            let inf = sign | (0x7FF << 52);
+            if exp == EXP_MAX as i32 {
+                // Infinity, or a NaN keeping its top fraction bits (quiet).
+                let nan = if frac == 0 {
+                    0
+                } else {
+                    (1 << 51) | (frac >> 60) as u64
+                };
+                return f64::from_bits(inf | nan);
+            }
+            if exp == 0 {
+                // Zero, or a binary128 subnormal: far below f64's range.
+                return f64::from_bits(sign);
+            }
+            let e = exp - BIAS;
+            if e > 1023 {
+                return f64::from_bits(inf);
+            }
+            // The significand with its implicit bit, and how far right it
+            // must go to be f64's (normal: 52 fraction bits; subnormal:
+            // units of 2^-1074).
+            let sig = (1u128 << FRAC_BITS) | frac;
+            let (shift, exp_field) = if e >= -1022 {
+                (60, (e + 1023) as u64)
+            } else {
+                (-962 - e, 0)
+            };
+            if shift > 113 {
+                return f64::from_bits(sign);
+            }
+            let shift = shift as u32;
+            let mut q = sig >> shift;
+            let rest = sig & ((1 << shift) - 1);
+            let half = 1u128 << (shift - 1);
+            if rest > half || (rest == half && q & 1 == 1) {
+                q += 1;
+            }
+            // Subnormals carry straight into the exponent field (q <= 2^52);
+            // a normal's implicit bit is dropped and its carry kept.
+            let body = if exp_field == 0 {
+                q as u64
+            } else {
+                (exp_field << 52) + (q as u64 - (1 << 52))
+            };
+            f64::from_bits(sign | body.min(0x7FF << 52))
+        }
     }
 }
 
@@ -785,6 +868,55 @@ mod tests {
         assert!(put_int(&mut out, &Type::u32(), -1, "-1").is_err());
         assert!(put_int(&mut out, &Type::i64(), i64::MIN.into(), "min").is_ok());
         assert_eq!(i64::from_le_bytes(out), i64::MIN);
+    }
+
+    #[test]
+    fn binary128_round_trips_and_rounds_to_nearest_even() {
+        use long_double::binary128::{from_f64, to_f64};
+        for v in [
+            0.0,
+            -0.0,
+            -1.5,
+            1e300,
+            -2.5e-310,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            5e-324,
+        ] {
+            let slot = from_f64(v).unwrap();
+            assert_eq!(to_f64(&slot).to_bits(), v.to_bits(), "{v:e}");
+        }
+        assert!(to_f64(&from_f64(f64::NAN).unwrap()).is_nan());
+        // What gcc stores for 1.0L, 7.0L and -2.0L on AArch64.
+        let hi = |v: f64| u128::from_le_bytes(from_f64(v).unwrap()) >> 64;
+        assert_eq!(hi(1.0), 0x3FFF_0000_0000_0000);
+        assert_eq!(hi(7.0), 0x4001_C000_0000_0000);
+        assert_eq!(hi(-2.0), 0xC000_0000_0000_0000);
+        let q = |bits: u128| to_f64(&bits.to_le_bytes());
+        let one = 0x3FFFu128 << 112;
+        // 1 + 2^-53 is a tie: to even (1.0); a hair more rounds up.
+        assert_eq!(q(one | (1 << 59)), 1.0);
+        assert_eq!(q(one | (1 << 59) | 1), 1.0 + f64::EPSILON);
+        // 1 + 3 * 2^-53 is a tie between odd and even: up, to even.
+        assert_eq!(q(one | (3 << 59)), 1.0 + 2.0 * f64::EPSILON);
+        // The largest fraction rounds up into the next binade.
+        assert_eq!(q(one | ((1 << 112) - 1)), 2.0);
+        // Beyond f64's range: infinity; far below: zero; in between,
+        // f64's subnormals.
+        assert_eq!(q(0x7FFEu128 << 112), f64::INFINITY);
+        assert_eq!(q((1u128 << 127) | (1 << 112)), -0.0);
+        assert_eq!(q(((16383 - 1074) as u128) << 112), 5e-324);
+        assert_eq!(
+            q(((16383 - 1075) as u128) << 112),
+            0.0,
+            "half the least: tie to 0"
+        );
+        assert_eq!(q((((16383 - 1075) as u128) << 112) | 1), 5e-324);
+        assert_eq!(
+            q((0x7FFFu128 << 112) | 1).to_bits() & !(1 << 63),
+            f64::NAN.to_bits()
+        );
     }
 
     #[cfg(target_arch = "x86_64")]

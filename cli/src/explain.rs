@@ -229,7 +229,7 @@ fn code_sections(out: &mut String, plan: &CallPlan, show: Show) {
         (
             match plan.arch {
                 Arch::X86_64 => "closure thunk: the native signature; closure record in r11",
-                Arch::Aarch64 => "closure thunk: the native signature",
+                Arch::Aarch64 => "closure thunk: the native signature; closure record in x17",
             },
             compile_closure_thunk(plan),
         ),
@@ -248,13 +248,48 @@ fn code_sections(out: &mut String, plan: &CallPlan, show: Show) {
     }
 }
 
-/// Appends an Intel-syntax listing of `code`, offsets from 0.
+/// Appends a listing of `code`, offsets from 0: Intel syntax for x86-64,
+/// ARM's for AArch64.
 pub fn disassemble(out: &mut String, arch: Arch, code: &[u8], bytes: bool) {
     match arch {
         Arch::X86_64 => disassemble_x64(out, code, bytes),
-        Arch::Aarch64 => {
-            let _ = writeln!(out, "  (no AArch64 disassembler in this build)");
+        Arch::Aarch64 => disassemble_a64(out, code, bytes),
+    }
+}
+
+/// One instruction word at a time (every A64 instruction is 4 bytes):
+/// a word that does not decode shows as `.word`, and a trailing partial
+/// word as `.byte`s, so the listing always accounts for every byte.
+fn disassemble_a64(out: &mut String, code: &[u8], show_bytes: bool) {
+    use yaxpeax_arch::{Decoder, U8Reader};
+    use yaxpeax_arm::armv8::a64::InstDecoder;
+    let decoder = InstDecoder::default();
+    for (i, word) in code.chunks(4).enumerate() {
+        let start = 4 * i;
+        let _ = write!(out, "  {start:04x}  ");
+        if show_bytes {
+            let hex: Vec<String> = word.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = write!(out, "{:<11} ", hex.join(" "));
         }
+        let text = match <[u8; 4]>::try_from(word) {
+            Ok(w) => match decoder.decode(&mut U8Reader::new(&w)) {
+                Ok(insn) => a64_text(&insn.to_string()),
+                Err(_) => format!(".word   {:#010x}", u32::from_le_bytes(w)),
+            },
+            Err(_) => {
+                let hex: Vec<String> = word.iter().map(|b| format!("{b:#04x}")).collect();
+                format!(".byte   {}", hex.join(", "))
+            }
+        };
+        let _ = writeln!(out, "{text}");
+    }
+}
+
+/// Pads the mnemonic to 8 columns, as the x86-64 listing does.
+fn a64_text(text: &str) -> String {
+    match text.split_once(' ') {
+        Some((mnemonic, operands)) => format!("{mnemonic:<7} {}", operands.trim_start()),
+        None => text.to_string(),
     }
 }
 
@@ -282,5 +317,41 @@ fn disassemble_x64(out: &mut String, code: &[u8], show_bytes: bool) {
             let _ = write!(out, "{:<30} ", hex.join(" "));
         }
         let _ = writeln!(out, "{text}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a64(code: &[u8], bytes: bool) -> String {
+        let mut out = String::new();
+        disassemble(&mut out, Arch::Aarch64, code, bytes);
+        out
+    }
+
+    #[test]
+    fn a64_words_decode_and_pad_like_x86() {
+        let mut code = Vec::new();
+        for w in [0xA9BF_7BFDu32, 0xD63F_0120, 0xFD40_0562, 0xD65F_03C0] {
+            code.extend_from_slice(&w.to_le_bytes());
+        }
+        assert_eq!(
+            a64(&code, false),
+            "  0000  stp     x29, x30, [sp, #-0x10]!\n  0004  blr     x9\n  \
+             0008  ldr     d2, [x11, #0x8]\n  000c  ret\n"
+        );
+        assert_eq!(a64(&code[12..], true), "  0000  c0 03 5f d6 ret\n");
+    }
+
+    #[test]
+    fn a64_leftovers_are_shown_not_dropped() {
+        let mut code = 0xFFFF_FFFFu32.to_le_bytes().to_vec();
+        code.extend_from_slice(&[0xC0, 0x03]);
+        let out = a64(&code, false);
+        assert_eq!(
+            out,
+            "  0000  .word   0xffffffff\n  0004  .byte   0xc0, 0x03\n"
+        );
     }
 }

@@ -6,10 +6,12 @@
 use assert_cmd::Command;
 use serde_json::Value;
 
+mod support;
+
 /// `jitffi bench --quick --samples 2 ARGS...`, with `JITFFI_LIBFFI` unset
 /// unless a test sets it.
 fn bench(args: &[&str]) -> Command {
-    let mut cmd = Command::cargo_bin("jitffi").expect("the jitffi binary is built");
+    let mut cmd = support::jitffi();
     cmd.env_remove("JITFFI_LIBFFI")
         .args(["bench", "--quick", "--samples", "2"])
         .args(args);
@@ -328,8 +330,7 @@ fn env_names_the_library_and_the_flag_overrides_it() {
 
 #[test]
 fn samples_must_be_positive() {
-    let out = Command::cargo_bin("jitffi")
-        .unwrap()
+    let out = support::jitffi()
         .args(["bench", "--samples", "0"])
         .output()
         .unwrap();

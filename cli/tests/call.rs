@@ -1,11 +1,8 @@
 //! `jitffi call` end to end: real libc and libm functions through the
 //! binary, results checked against what C computes.
 
-use assert_cmd::Command;
-
-fn jitffi() -> Command {
-    Command::cargo_bin("jitffi").expect("the jitffi binary is built")
-}
+mod support;
+use support::jitffi;
 
 /// Runs `jitffi call ARGS...`, expects success, returns stdout.
 fn call_ok(args: &[&str]) -> String {
@@ -217,6 +214,14 @@ fn errors_are_clear_and_exit_2() {
     assert!(e.contains("prototype of `sqrt`"), "{e}");
     let e = call_err(&["-", "printf", "int(const char *, ...)", "%d", "{1, 2}"]);
     assert!(e.contains("aggregate after `...`"), "{e}");
+    // An ABI of another instruction set is refused, not run.
+    let foreign = if cfg!(target_arch = "x86_64") {
+        "aapcs64: int(int)"
+    } else {
+        "win64: int(int)"
+    };
+    let e = call_err(&["-", "abs", foreign, "-3"]);
+    assert!(e.contains("another instruction set"), "{e}");
 }
 
 /// A shared library built for this test by the C compiler, with the
@@ -238,12 +243,24 @@ struct big { long a, b, c, d, e; };
 long sum_big(struct big s, int k) { return (s.a + s.b + s.c + s.d + s.e) * k; }
 struct nested { char tag; struct { short s; double d; } in; };
 double nested_sum(struct nested n) { return n.tag + n.in.s + n.in.d; }
+#ifdef __x86_64__
 __attribute__((ms_abi)) long long w64(long long a, double b, int c, long long d, long long e) {
     return a + (long long)b + c + d * 10 + e * 100;
 }
 __attribute__((ms_abi)) double w64_struct(struct vec3 v, double k) { return (v.x + v.y + v.z) * k; }
+#endif
 const char *greet(const char *name, char *out) { strcpy(out, "hi "); strcat(out, name); return out; }
 "#;
+
+/// The C compiler for the target these tests run on: `CC_<target>` (what
+/// a cross build sets, e.g. `CC_aarch64_unknown_linux_gnu`), else `CC`,
+/// else `cc`.
+fn target_cc() -> String {
+    let triple = format!("{}_unknown_linux_gnu", std::env::consts::ARCH);
+    std::env::var(format!("CC_{triple}"))
+        .or_else(|_| std::env::var("CC"))
+        .unwrap_or_else(|_| "cc".into())
+}
 
 #[test]
 fn custom_library_shapes() {
@@ -252,7 +269,7 @@ fn custom_library_shapes() {
     let src = dir.join("custom.c");
     let lib = dir.join("libcustom.so");
     std::fs::write(&src, CUSTOM_C).unwrap();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let cc = target_cc();
     let status = std::process::Command::new(&cc)
         .args(["-shared", "-fPIC", "-O2", "-o"])
         .arg(&lib)
@@ -335,6 +352,7 @@ fn custom_library_shapes() {
         ]),
         "60.5\n"
     );
+    #[cfg(target_arch = "x86_64")]
     assert_eq!(
         run(&[
             "w64",
@@ -347,6 +365,7 @@ fn custom_library_shapes() {
         ]),
         "546\n"
     );
+    #[cfg(target_arch = "x86_64")]
     assert_eq!(
         run(&[
             "w64_struct",

@@ -1,11 +1,15 @@
 //! `jitffi --perf-map` and `JITFFI_PERF_MAP=1`: the generated stubs are
 //! named in /tmp/perf-<pid>.map for `perf report`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+mod support;
 
 /// Runs `jitffi ARGS` with `env`, returns (its pid, the map's text if any).
 fn run_and_read_map(args: &[&str], env: &[(&str, &str)]) -> (u32, Option<String>) {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("jitffi"));
+    // Through the target's runner where there is one (qemu-user runs the
+    // binary in its own process: the pid is the same).
+    let mut cmd = support::jitffi_std();
     cmd.args(args)
         .stdout(Stdio::piped())
         .env_remove("JITFFI_PERF_MAP");
@@ -33,12 +37,13 @@ fn assert_names_the_stubs(text: &str) {
         assert!(u64::from_str_radix(size, 16).unwrap() > 0, "{line}");
         assert!(parts.next().unwrap().starts_with("jitffi "), "{line}");
     }
+    let abi = jitffi::Abi::host().name();
     for want in [
-        "jitffi call [libffi] sysv64 int32_t(int32_t)",
-        "jitffi call [packed] sysv64 int32_t(int32_t)",
+        format!("jitffi call [libffi] {abi} int32_t(int32_t)"),
+        format!("jitffi call [packed] {abi} int32_t(int32_t)"),
     ] {
         assert!(
-            lines.iter().any(|l| l.ends_with(want)),
+            lines.iter().any(|l| l.ends_with(want.as_str())),
             "no `{want}` in\n{text}"
         );
     }

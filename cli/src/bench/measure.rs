@@ -124,6 +124,10 @@ fn batch<R, F: FnMut() -> R>(f: &mut F, iters: u64) -> Duration {
 /// `f`'s code nowhere else (check results with a separate call
 /// expression), so [`batch`] stays its only caller.
 pub fn measure<R, F: FnMut() -> R>(cfg: &Config, mut f: F) -> Stats {
+    // One untimed call first: one-time costs of the first call (lazy
+    // binding, page faults, an emulator translating the code) must not
+    // make calibration settle on a batch of one.
+    batch(&mut f, 1);
     // Calibrate: probe until one batch takes a quarter of the target.
     let mut iters = 1u64;
     let per_sample = loop {

@@ -372,11 +372,18 @@ impl Machine {
     }
 }
 
-/// The first `model name` in /proc/cpuinfo text.
+/// The first `model name` in /proc/cpuinfo text; where there is none
+/// (arm64 Linux), the first core's implementer and part numbers.
 fn cpu_model(cpuinfo: &str) -> Option<String> {
-    cpuinfo.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k.trim() == "model name").then(|| v.trim().to_string())
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+    };
+    field("model name").or_else(|| {
+        let (implementer, part) = (field("CPU implementer")?, field("CPU part")?);
+        Some(format!("CPU implementer {implementer}, part {part}"))
     })
 }
 
@@ -529,6 +536,13 @@ mod tests {
                     processor\t: 1\nmodel name\t: other\n";
         assert_eq!(cpu_model(info).as_deref(), Some("AMD EPYC 9B14"));
         assert_eq!(cpu_model("Hardware: x\n"), None);
+        let arm = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n\
+                   CPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\n\
+                   processor\t: 1\nCPU implementer\t: 0x51\nCPU part\t: 0x001\n";
+        assert_eq!(
+            cpu_model(arm).as_deref(),
+            Some("CPU implementer 0x41, part 0xd0c")
+        );
     }
 
     #[test]

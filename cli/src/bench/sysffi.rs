@@ -2,8 +2,11 @@
 //! runs (without its libffi columns) where libffi is missing.
 //!
 //! Only what the benchmark needs, declared from libffi 3.4's public
-//! header facts for x86-64: `ffi_type` and `ffi_cif` layouts, the
-//! default ABI number, `ffi_prep_cif`, `ffi_call` and the closure API.
+//! header facts for x86-64 and AArch64 Linux (the same `ffi_type` and
+//! `ffi_cif` layouts on both; the default ABI number and the closure size
+//! differ): `ffi_prep_cif`, `ffi_call` and the closure API. On any other
+//! architecture loading fails with a message, and the libffi columns stay
+//! empty.
 
 use std::ffi::{c_char, c_void, CStr};
 use std::ptr;
@@ -53,15 +56,34 @@ impl FfiCif {
     }
 }
 
-/// `FFI_DEFAULT_ABI`: `FFI_UNIX64` on x86-64 SysV.
-pub const FFI_DEFAULT_ABI: u32 = 2;
+/// libffi's facts for the host: `FFI_DEFAULT_ABI`, and `sizeof(ffi_closure)`
+/// in libffi 3.4 (the trampoline, then cif, fun and user_data), used when
+/// `ffi_get_closure_size` is absent. `None` where the benchmark does not
+/// know them.
+const HOST: Option<(u32, usize)> = if cfg!(all(target_arch = "x86_64", not(windows))) {
+    // FFI_UNIX64; a 32-byte trampoline.
+    Some((2, 56))
+} else if cfg!(all(
+    target_arch = "aarch64",
+    not(windows),
+    not(target_vendor = "apple")
+)) {
+    // FFI_SYSV; a 24-byte trampoline.
+    Some((1, 48))
+} else {
+    None
+};
+
+/// `FFI_DEFAULT_ABI` on this host (only used once [`Libffi::load`]
+/// succeeded, which it does only where [`HOST`] is known).
+pub const FFI_DEFAULT_ABI: u32 = match HOST {
+    Some((abi, _)) => abi,
+    None => 0,
+};
 /// `FFI_OK`.
 pub const FFI_OK: u32 = 0;
 /// `FFI_TYPE_STRUCT`.
 const FFI_TYPE_STRUCT: u16 = 13;
-/// `sizeof(ffi_closure)` in libffi 3.4 on x86-64 (32-byte trampoline,
-/// then cif, fun and user_data), used when `ffi_get_closure_size` is absent.
-const CLOSURE_SIZE_3_4: usize = 56;
 
 pub type PrepCifFn = unsafe extern "C" fn(
     cif: *mut FfiCif,
@@ -152,6 +174,14 @@ impl Libffi {
                  chooses another); the libffi columns are left empty"
             ))
         };
+        let Some((_, closure_size_3_4)) = HOST else {
+            return Err(CliError::Load(format!(
+                "comparing with the system libffi is not supported on {} {}: \
+                 the libffi columns are left empty",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            )));
+        };
         // SAFETY: loading a library runs its constructors; libffi's are
         // benign, and the user chose the path.
         let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
@@ -176,7 +206,7 @@ impl Libffi {
             let closure_size = lib
                 .get::<GetClosureSizeFn>(b"ffi_get_closure_size\0")
                 .ok()
-                .map_or(CLOSURE_SIZE_3_4, |f| f());
+                .map_or(closure_size_3_4, |f| f());
             let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
             let path = mapping_path(&maps, call as usize).unwrap_or_else(|| path.to_string());
             Ok(Libffi {
