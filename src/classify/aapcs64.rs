@@ -80,6 +80,16 @@ const CALLEE_SAVED_GPRS: std::ops::RangeInclusive<u8> = 19..=29;
 /// v8-v15 (their low 64 bits).
 const CALLEE_SAVED_VECS: std::ops::RangeInclusive<u8> = 8..=15;
 
+/// What an AAPCS64 callee keeps for its caller: `x19`-`x29` and (the low
+/// halves of) `v8`-`v15`. Also what every AArch64 stub, itself an AAPCS64
+/// function, must keep for its own caller.
+pub(crate) fn callee_saved() -> Vec<Loc> {
+    CALLEE_SAVED_GPRS
+        .map(Loc::Gpr)
+        .chain(CALLEE_SAVED_VECS.map(Loc::Vec))
+        .collect()
+}
+
 /// The operating-system variations of AAPCS64. [`Policy::LINUX`] is the
 /// standard itself; [`Policy::APPLE`] is Apple's arm64 ABI (macOS, iOS).
 ///
@@ -381,10 +391,7 @@ pub(super) fn classify_validated(
         });
     }
 
-    let callee_saved = CALLEE_SAVED_GPRS
-        .map(Loc::Gpr)
-        .chain(CALLEE_SAVED_VECS.map(Loc::Vec))
-        .collect();
+    let callee_saved = callee_saved();
     let mut plan = CallPlan {
         abi: Abi::Aapcs64,
         arch: Arch::Aarch64,

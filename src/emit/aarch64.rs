@@ -146,7 +146,6 @@ const COPY_LOOP_MIN: u32 = 256;
 const SP: u8 = 31;
 const FP: u8 = 29;
 const LR: u8 = 30;
-const X8: u8 = 8;
 /// The target, in stubs.
 const FN: u8 = 9;
 /// The argument base (`avalue` or the packed buffer), in stubs; a scratch
@@ -165,30 +164,6 @@ const SCRATCH: u8 = 16;
 const RECORD: u8 = 17;
 /// The vector register copies go through.
 const VTMP: u8 = 16;
-
-/// AAPCS64's callee-saved registers, which every target must keep for the
-/// stub's caller: `x19`-`x29` and (the low halves of) `v8`-`v15`.
-const AAPCS64_KEPT: [Loc; 19] = [
-    Loc::Gpr(19),
-    Loc::Gpr(20),
-    Loc::Gpr(21),
-    Loc::Gpr(22),
-    Loc::Gpr(23),
-    Loc::Gpr(24),
-    Loc::Gpr(25),
-    Loc::Gpr(26),
-    Loc::Gpr(27),
-    Loc::Gpr(28),
-    Loc::Gpr(29),
-    Loc::Vec(8),
-    Loc::Vec(9),
-    Loc::Vec(10),
-    Loc::Vec(11),
-    Loc::Vec(12),
-    Loc::Vec(13),
-    Loc::Vec(14),
-    Loc::Vec(15),
-];
 
 fn asm_err(reason: impl Into<String>) -> Error {
     Error::Assembly {
@@ -702,7 +677,10 @@ fn check_plan(plan: &CallPlan) -> Result<()> {
             "shadow space or a vector count: not an AArch64 convention",
         ));
     }
-    if let Some(missing) = AAPCS64_KEPT.iter().find(|r| !plan.callee_saved.contains(r)) {
+    // The stub is an AAPCS64 function: its target must keep what its own
+    // caller expects kept.
+    let kept = crate::classify::aapcs64::callee_saved();
+    if let Some(missing) = kept.iter().find(|r| !plan.callee_saved.contains(r)) {
         return Err(asm_err(format!(
             "the target may clobber {}, which AAPCS64 callers keep",
             missing.name(plan.arch)
@@ -743,32 +721,59 @@ fn check_plan(plan: &CallPlan) -> Result<()> {
             }
         }
         RetPass::Indirect { pointer, returned } => {
-            if *pointer != Loc::Gpr(X8) {
+            if sret_register(plan).is_none() || uses_register(plan, *pointer) {
                 return Err(asm_err(format!(
-                    "return buffer address in {}: AArch64 passes it in x8",
+                    "return buffer address in {}: not a free argument register",
                     pointer.name(plan.arch)
                 )));
             }
             if returned.is_some() {
                 return Err(asm_err(
-                    "an AArch64 callee does not hand the return buffer back",
+                    "the stub returns no buffer address: it keeps no register after the call",
                 ));
             }
         }
     }
     if let Some(chain) = plan.static_chain {
-        let clash = plan.args.iter().any(|a| match &a.pass {
-            ArgPass::Direct(pieces) => pieces.iter().any(|p| p.loc == chain),
-            ArgPass::Indirect { pointer } => *pointer == chain,
-        });
-        if chain != Loc::Gpr(18) || clash {
+        if chain_register(plan).is_none() {
             return Err(asm_err(format!(
-                "static chain in {}: AArch64 uses x18, free of arguments",
+                "static chain in {}: only x18 is free of arguments, results, the \
+                 stub's scratch and the caller's kept registers",
                 chain.name(plan.arch)
             )));
         }
     }
     Ok(())
+}
+
+/// The general register `x0`-`x8` the plan passes the return buffer's
+/// address in, if it returns in memory.
+fn sret_register(plan: &CallPlan) -> Option<u8> {
+    match plan.ret.pass {
+        RetPass::Indirect {
+            pointer: Loc::Gpr(r @ 0..=8),
+            ..
+        } => Some(r),
+        _ => None,
+    }
+}
+
+/// The static chain register. Only `x18` can carry it here: `x0`-`x8`
+/// carry arguments and results, `x9`-`x17` are the stub's and thunk's own
+/// scratch, and `x19` and up are kept for the caller.
+fn chain_register(plan: &CallPlan) -> Option<u8> {
+    match plan.static_chain {
+        Some(Loc::Gpr(r @ 18)) => Some(r),
+        _ => None,
+    }
+}
+
+/// Whether an argument, or an argument's address, travels in `loc`.
+fn uses_register(plan: &CallPlan, loc: Loc) -> bool {
+    plan.args.iter().any(|a| match &a.pass {
+        ArgPass::Direct(pieces) => pieces.iter().any(|p| p.loc == loc),
+        ArgPass::Indirect { pointer } => *pointer == loc,
+    })
 }
 
 /// Argument pieces live in `x0`-`x7`, `v0`-`v7` or on the stack; return
@@ -904,8 +909,8 @@ pub fn compile_call_with_unwind(plan: &CallPlan, form: EntryForm) -> Result<Code
     s.addresses(&frame)?;
     s.registers()?;
     let ops = &mut s.ops;
-    if plan.static_chain.is_some() {
-        a64!(ops ; mov x18, X(CHAIN_STASH));
+    if let Some(chain) = chain_register(plan) {
+        a64!(ops ; mov X(chain), X(CHAIN_STASH));
     }
     if tail {
         a64!(ops ; br X(FN));
@@ -919,13 +924,10 @@ pub fn compile_call_with_unwind(plan: &CallPlan, form: EntryForm) -> Result<Code
     finish(s.ops, s.frame)
 }
 
-/// Whether an argument travels in `x2` (or its address does), so the
-/// argument base must move out of it first.
+/// Whether an argument, its address or the return buffer's address
+/// travels in `x2`, so the argument base must move out of it first.
 fn uses_x2(plan: &CallPlan) -> bool {
-    plan.args.iter().any(|a| match &a.pass {
-        ArgPass::Direct(pieces) => pieces.iter().any(|p| p.loc == Loc::Gpr(2)),
-        ArgPass::Indirect { pointer } => *pointer == Loc::Gpr(2),
-    })
+    uses_register(plan, Loc::Gpr(2)) || sret_register(plan) == Some(2)
 }
 
 impl Stub<'_> {
@@ -943,15 +945,15 @@ impl Stub<'_> {
         if let Some(slot) = frame.rvalue_slot {
             store_via(ops, Width::Gpr(8), 1, Mem::sp(slot)?, SCRATCH)?;
         }
-        if matches!(self.plan.ret.pass, RetPass::Indirect { .. }) {
+        if let Some(sret) = sret_register(self.plan) {
             match frame.sret_temp {
                 // A null rvalue gets the frame's buffer (libffi allows a
                 // null rvalue for any return type).
                 Some(temp) => {
-                    address(ops, X8, SP, temp as i64, SCRATCH)?;
-                    a64!(ops ; cmp x1, 0 ; csel x8, x1, x8, ne);
+                    address(ops, sret, SP, temp as i64, SCRATCH)?;
+                    a64!(ops ; cmp x1, 0 ; csel X(sret), x1, X(sret), ne);
                 }
-                None => a64!(ops ; mov x8, x1),
+                None => a64!(ops ; mov X(sret), x1),
             }
         }
         Ok(())
@@ -1270,17 +1272,24 @@ pub fn compile_closure_thunk_with_unwind(plan: &CallPlan) -> Result<Code> {
     let frame = ThunkFrame::layout(plan)?;
     let mut ops: Ops = VecAssembler::new(0);
     let mut steps = Vec::with_capacity(10);
-    // The record's register must survive the spills: only x9-x16 are used.
-    let go = plan.static_chain.is_some();
+    // The record's register (x17, or a Go closure's chain register) must
+    // survive the spills: only x9-x16 are used.
     frame.frame.enter(&mut ops, &mut steps)?;
     spill_arguments(&mut ops, plan, &frame)?;
     point_at_arguments(&mut ops, plan, &frame)?;
-    // fun(cif, rvalue, args, user_data)
-    if go {
+    // fun(cif, rvalue, args, user_data): rvalue first, as the sret address
+    // may arrive in x0 or x3.
+    match (frame.ret_buffer, sret_register(plan)) {
+        (Some(buf), _) => address(&mut ops, 1, SP, buf as i64, SCRATCH)?,
+        (None, Some(sret)) => a64!(ops ; mov x1, X(sret)),
+        (None, None) => return Err(asm_err("a result in memory without its address")),
+    }
+    if let Some(chain) = chain_register(plan) {
+        // The handler's data is the Go record itself.
         const _: () = assert!(go_record::FUN == go_record::CIF + 8);
         a64!(ops
-            ; ldp x0, X(SCRATCH), [x18, go_record::CIF as i32]
-            ; mov x3, x18
+            ; mov x3, X(chain)
+            ; ldp x0, X(SCRATCH), [x3, go_record::CIF as i32]
         );
     } else {
         const _: () = assert!(record::FUN == record::CIF + 8 && record::CIF < 512);
@@ -1288,10 +1297,6 @@ pub fn compile_closure_thunk_with_unwind(plan: &CallPlan) -> Result<Code> {
             ; ldp x0, X(SCRATCH), [X(RECORD), record::CIF as i32]
             ; ldr x3, [X(RECORD), record::USER_DATA as u32]
         );
-    }
-    match frame.ret_buffer {
-        Some(buf) => address(&mut ops, 1, SP, buf as i64, SCRATCH)?,
-        None => a64!(ops ; mov x1, x8),
     }
     address(&mut ops, 2, SP, frame.args_at as i64, SCRATCH)?;
     a64!(ops ; blr X(SCRATCH));
